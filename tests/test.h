@@ -1,0 +1,37 @@
+// test.h: a minimal test registry. Each TEST() registers itself before main;
+// the runner (tests/main.c) runs them all, or those whose name contains argv[1],
+// and ends with the line "N passed, N failed".
+#pragma once
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef void (*test_fn)(void);
+void test_register(const char *name, test_fn fn, const char *file);
+// Marks the running test as failed and prints the reason (does not return early).
+void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int test_current_failed(void);
+
+#define TEST(name)                                                                    \
+    static void test_##name(void);                                                    \
+    __attribute__((constructor)) static void test_reg_##name(void) {                  \
+        test_register(#name, test_##name, __FILE__);                                  \
+    }                                                                                 \
+    static void test_##name(void)
+
+#define EXPECT(cond, ...)                                                             \
+    do {                                                                              \
+        if (!(cond)) test_fail(__FILE__, __LINE__, "expected " #cond ": " __VA_ARGS__); \
+    } while (0)
+
+// Element-wise |got - want| <= atol + rtol * |want|; reports the worst index.
+// Returns 1 when all pass.
+int expect_close_(const char *file, int line, const char *what, const float *got, const float *want, size_t n,
+                  double atol, double rtol);
+#define EXPECT_CLOSE(what, got, want, n, atol, rtol) \
+    expect_close_(__FILE__, __LINE__, (what), (got), (want), (n), (atol), (rtol))
+
+// Deterministic test data (xorshift; independent of the Philox code under test).
+void test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t *state);
+void test_fill_normal(float *x, size_t n, float stddev, uint64_t *state);
