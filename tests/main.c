@@ -36,6 +36,16 @@ void test_fail(const char *file, int line, const char *fmt, ...) {
     fprintf(stdout, "\n");
 }
 
+void test_fail_expect(const char *file, int line, const char *expr, const char *fmt, ...) {
+    g_failed_now = 1;
+    fprintf(stdout, "    %s:%d: expected %s: ", file, line, expr);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fprintf(stdout, "\n");
+}
+
 int test_current_failed(void) { return g_failed_now; }
 
 int expect_close_(const char *file, int line, const char *what, const float *got, const float *want, size_t n,

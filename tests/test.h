@@ -3,6 +3,7 @@
 // and ends with the line "N passed, N failed".
 #pragma once
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +12,9 @@ typedef void (*test_fn)(void);
 void test_register(const char *name, test_fn fn, const char *file);
 // Marks the running test as failed and prints the reason (does not return early).
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+// EXPECT's failure path: "expected <expr>: <message>".
+void test_fail_expect(const char *file, int line, const char *expr, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 int test_current_failed(void);
 
 #define TEST(name)                                                                    \
@@ -22,7 +26,7 @@ int test_current_failed(void);
 
 #define EXPECT(cond, ...)                                                             \
     do {                                                                              \
-        if (!(cond)) test_fail(__FILE__, __LINE__, "expected " #cond ": " __VA_ARGS__); \
+        if (!(cond)) test_fail_expect(__FILE__, __LINE__, #cond, __VA_ARGS__);        \
     } while (0)
 
 // Element-wise |got - want| <= atol + rtol * |want|; reports the worst index.
