@@ -172,8 +172,9 @@ void mse_loss_bwd(float *da, float *db, float dloss, const float *a, const float
 // L2-normalise rows of x [N, D]: y = x / max(||x||, eps) (F.normalize).
 void l2norm_fwd(float *y, const float *x, int N, int D, float eps);
 void l2norm_bwd(float *dx, const float *dy, const float *x, int N, int D, float eps);
-// Cosine similarity of rows: y [N] = a.b / max(||a|| ||b||, eps)
-// (PyTorch cosine_similarity: eps clamps the product of norms).
+// Cosine similarity of rows: y [N] = a.b / (max(||a||, eps) max(||b||, eps))
+// (current PyTorch cosine_similarity clamps each norm; its backward treats
+// the clamp as identity, and so does cosine_sim_bwd).
 void cosine_sim_fwd(float *y, const float *a, const float *b, int N, int D, float eps);
 void cosine_sim_bwd(float *da, float *db, const float *dy, const float *a, const float *b, int N, int D,
                     float eps);
