@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "../kernels/cpu/ops.h"
-#include "fixture_normact.h"
+#include "fixture.h"
 #include "gradcheck.h"
 #include "test.h"
 
@@ -42,23 +42,23 @@ typedef void (*pw_fwd)(float *, const float *, size_t);
 typedef void (*pw_bwd)(float *, const float *, const float *, size_t);
 
 static void check_pointwise_fixture(const char *name, pw_fwd fwd, pw_bwd bwd) {
-    NAFix fx;
-    if (!nafix_load(&fx, name)) return;
-    float *cfg = nafix_get(&fx, "cfg", 1);
+    Fixture *fx = fx_open("normact/%s.safetensors", name);
+    if (!fx) return;
+    float *cfg = fx_f32(fx, 1, "cfg");
     size_t n = cfg ? (size_t)cfg[0] : 0;
-    float *x = nafix_get(&fx, "x", n), *dy = nafix_get(&fx, "dy", n);
+    float *x = fx_f32(fx, n, "x"), *dy = fx_f32(fx, n, "dy");
     if (x && dy) {
         float *y = fnew(n), *dx = fpre(n);
         fwd(y, x, n);
         bwd(dx, dy, x, n);
         char w[64];
         snprintf(w, sizeof w, "%s y", name);
-        EXPECT_CLOSE(w, y, nafix_get(&fx, "y", n), n, ACT_ATOL, ACT_RTOL);
+        EXPECT_CLOSE(w, y, fx_f32(fx, n, "y"), n, ACT_ATOL, ACT_RTOL);
         snprintf(w, sizeof w, "%s dx", name);
-        expect_grad(w, dx, nafix_get(&fx, "dx", n), n, ACT_ATOL, ACT_RTOL);
+        expect_grad(w, dx, fx_f32(fx, n, "dx"), n, ACT_ATOL, ACT_RTOL);
         free(y), free(dx);
     }
-    nafix_free(&fx);
+    fx_close(fx);
 }
 
 TEST(activation_pointwise_fixtures) {
@@ -70,64 +70,64 @@ TEST(activation_pointwise_fixtures) {
 }
 
 TEST(prelu_fixture) {
-    NAFix fx;
-    if (!nafix_load(&fx, "prelu_n7_c3")) return;
-    float *cfg = nafix_get(&fx, "cfg", 2);
+    Fixture *fx = fx_open("normact/prelu_n7_c3.safetensors");
+    if (!fx) return;
+    float *cfg = fx_f32(fx, 2, "cfg");
     if (cfg) {
         size_t N = (size_t)cfg[0];
         int C = (int)cfg[1];
-        float *x = nafix_get(&fx, "x", N * C), *dy = nafix_get(&fx, "dy", N * C), *sl = nafix_get(&fx, "slope", C);
+        float *x = fx_f32(fx, N * C, "x"), *dy = fx_f32(fx, N * C, "dy"), *sl = fx_f32(fx, C, "slope");
         if (x && dy && sl) {
             float *y = fnew(N * C), *dx = fpre(N * C), *ds = fpre(C);
             prelu_fwd(y, x, sl, N, C);
             prelu_bwd(dx, ds, dy, x, sl, N, C);
-            EXPECT_CLOSE("prelu y", y, nafix_get(&fx, "y", N * C), N * C, ACT_ATOL, ACT_RTOL);
-            expect_grad("prelu dx", dx, nafix_get(&fx, "dx", N * C), N * C, ACT_ATOL, ACT_RTOL);
+            EXPECT_CLOSE("prelu y", y, fx_f32(fx, N * C, "y"), N * C, ACT_ATOL, ACT_RTOL);
+            expect_grad("prelu dx", dx, fx_f32(fx, N * C, "dx"), N * C, ACT_ATOL, ACT_RTOL);
             // dslope sums 7 products of O(1): a few ulp of the largest term
-            expect_grad("prelu dslope", ds, nafix_get(&fx, "dslope", C), C, 1e-5, ACT_RTOL);
+            expect_grad("prelu dslope", ds, fx_f32(fx, C, "dslope"), C, 1e-5, ACT_RTOL);
             free(y), free(dx), free(ds);
         }
     }
-    nafix_free(&fx);
+    fx_close(fx);
 }
 
 TEST(geglu_fixtures) {
     const char *cases[] = {"geglu_n5_d6", "geglu_n1_d1"};
     for (int k = 0; k < 2; k++) {
-        NAFix fx;
-        if (!nafix_load(&fx, cases[k])) continue;
-        float *cfg = nafix_get(&fx, "cfg", 2);
+        Fixture *fx = fx_open("normact/%s.safetensors", cases[k]);
+        if (!fx) continue;
+        float *cfg = fx_f32(fx, 2, "cfg");
         if (cfg) {
             size_t N = (size_t)cfg[0];
             int D = (int)cfg[1];
-            float *x = nafix_get(&fx, "x", N * 2 * D), *dy = nafix_get(&fx, "dy", N * D);
+            float *x = fx_f32(fx, N * 2 * D, "x"), *dy = fx_f32(fx, N * D, "dy");
             if (x && dy) {
                 float *y = fnew(N * D), *dx = fpre(N * 2 * D);
                 geglu_fwd(y, x, N, D);
                 geglu_bwd(dx, dy, x, N, D);
                 char w[64];
                 snprintf(w, sizeof w, "%s y", cases[k]);
-                EXPECT_CLOSE(w, y, nafix_get(&fx, "y", N * D), N * D, ACT_ATOL, ACT_RTOL);
+                EXPECT_CLOSE(w, y, fx_f32(fx, N * D, "y"), N * D, ACT_ATOL, ACT_RTOL);
                 snprintf(w, sizeof w, "%s dx", cases[k]);
-                expect_grad(w, dx, nafix_get(&fx, "dx", N * 2 * D), N * 2 * D, ACT_ATOL, ACT_RTOL);
+                expect_grad(w, dx, fx_f32(fx, N * 2 * D, "dx"), N * 2 * D, ACT_ATOL, ACT_RTOL);
                 free(y), free(dx);
             }
         }
-        nafix_free(&fx);
+        fx_close(fx);
     }
 }
 
 TEST(softmax_fixtures) {
     const char *cases[] = {"softmax_n4_c7", "softmax_n3_c1"};
     for (int k = 0; k < 2; k++) {
-        NAFix fx;
-        if (!nafix_load(&fx, cases[k])) continue;
-        float *cfg = nafix_get(&fx, "cfg", 2);
+        Fixture *fx = fx_open("normact/%s.safetensors", cases[k]);
+        if (!fx) continue;
+        float *cfg = fx_f32(fx, 2, "cfg");
         if (cfg) {
             size_t N = (size_t)cfg[0];
             int C = (int)cfg[1];
-            float *x = nafix_get(&fx, "x", N * C), *dy = nafix_get(&fx, "dy", N * C);
-            float *ywant = nafix_get(&fx, "y", N * C);
+            float *x = fx_f32(fx, N * C, "x"), *dy = fx_f32(fx, N * C, "dy");
+            float *ywant = fx_f32(fx, N * C, "y");
             if (x && dy && ywant) {
                 float *y = fnew(N * C), *dx = fpre(N * C);
                 softmax_fwd(y, x, N, C);
@@ -139,11 +139,11 @@ TEST(softmax_fixtures) {
                 snprintf(w, sizeof w, "%s y", cases[k]);
                 EXPECT_CLOSE(w, y, ywant, N * C, ACT_ATOL, ACT_RTOL);
                 snprintf(w, sizeof w, "%s dx", cases[k]);
-                expect_grad(w, dx, nafix_get(&fx, "dx", N * C), N * C, ACT_ATOL, ACT_RTOL);
+                expect_grad(w, dx, fx_f32(fx, N * C, "dx"), N * C, ACT_ATOL, ACT_RTOL);
                 free(y), free(dx);
             }
         }
-        nafix_free(&fx);
+        fx_close(fx);
     }
 }
 

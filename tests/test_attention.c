@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "../kernels/cpu/ops.h"
+#include "fixture.h"
 #include "gradcheck.h"
-#include "misc_fixture.h"
 #include "test.h"
 
 // Contiguous separate q [B,Nq,H*D], k, v [B,Nk,H*D], o [B,Nq,H*D].
@@ -36,20 +36,20 @@ static AttnShape shape_fused(int B, int H, int N, int D, int causal, int opad) {
 // ---------------------------------------------------------------- fixtures
 
 TEST(attention_fixtures_torch) {
-    MiscFix f;
-    if (!mf_load(&f, "attention.bin")) return;
+    Fixture *f = fx_open("misc/attention.safetensors");
+    if (!f) return;
     const char *tags[] = {"self", "causal", "cross", "d40", "d64", "d80", "d160"};
     for (int t = 0; t < 7; t++) {
         char name[64];
-        snprintf(name, sizeof name, "%s.dims", tags[t]);
-        int32_t *dims = mf_get(&f, name, 1, 6);
+        int32_t *dims = fx_i32(f, 6, "%s.dims", tags[t]);
         if (!dims) continue;
         int B = dims[0], H = dims[1], Nq = dims[2], Nk = dims[3], D = dims[4], causal = dims[5];
         size_t nq = (size_t)B * Nq * H * D, nk = (size_t)B * Nk * H * D;
-        float *q = mf_f32(&f, tags[t], "q", nq), *k = mf_f32(&f, tags[t], "k", nk), *v = mf_f32(&f, tags[t], "v", nk);
-        float *o_ref = mf_f32(&f, tags[t], "o", nq), *lse_ref = mf_f32(&f, tags[t], "lse", (size_t)B * H * Nq);
-        float *dout = mf_f32(&f, tags[t], "do", nq), *dq_ref = mf_f32(&f, tags[t], "dq", nq);
-        float *dk_ref = mf_f32(&f, tags[t], "dk", nk), *dv_ref = mf_f32(&f, tags[t], "dv", nk);
+        float *q = fx_f32(f, nq, "%s.q", tags[t]), *k = fx_f32(f, nk, "%s.k", tags[t]),
+              *v = fx_f32(f, nk, "%s.v", tags[t]);
+        float *o_ref = fx_f32(f, nq, "%s.o", tags[t]), *lse_ref = fx_f32(f, (size_t)B * H * Nq, "%s.lse", tags[t]);
+        float *dout = fx_f32(f, nq, "%s.do", tags[t]), *dq_ref = fx_f32(f, nq, "%s.dq", tags[t]);
+        float *dk_ref = fx_f32(f, nk, "%s.dk", tags[t]), *dv_ref = fx_f32(f, nk, "%s.dv", tags[t]);
         if (q && k && v && o_ref && lse_ref && dout && dq_ref && dk_ref && dv_ref) {
             AttnShape s = shape_separate(B, H, Nq, Nk, D, causal);
             float *o = malloc(nq * 4), *lse = malloc((size_t)B * H * Nq * 4);
@@ -75,10 +75,8 @@ TEST(attention_fixtures_torch) {
             EXPECT_CLOSE(name, dv, dv_ref, nk, 5e-5, 2e-4);
             free(o), free(lse), free(dq), free(dk), free(dv);
         }
-        free(dims), free(q), free(k), free(v), free(o_ref), free(lse_ref), free(dout), free(dq_ref), free(dk_ref);
-        free(dv_ref);
     }
-    mf_free(&f);
+    fx_close(f);
 }
 
 // ---------------------------------------------------------------- plain loop reference

@@ -7,8 +7,8 @@
 
 #include "../kernels/cpu/ops.h"
 #include "../kernels/philox.h"
+#include "fixture.h"
 #include "gradcheck.h"
-#include "misc_fixture.h"
 #include "test.h"
 
 // ---------------------------------------------------------------- dropout
@@ -74,12 +74,12 @@ TEST(dropout_backward_mask) {
 // ---------------------------------------------------------------- fixtures
 
 TEST(loss_fixtures_torch) {
-    MiscFix f;
-    if (!mf_load(&f, "loss.bin")) return;
+    Fixture *f = fx_open("misc/loss.safetensors");
+    if (!f) return;
     {  // mse over [5, 13], upstream 0.7
         const size_t n = 65;
-        float *a = mf_get(&f, "mse.a", 0, n), *b = mf_get(&f, "mse.b", 0, n);
-        float *lr = mf_get(&f, "mse.loss", 0, 1), *dar = mf_get(&f, "mse.da", 0, n), *dbr = mf_get(&f, "mse.db", 0, n);
+        float *a = fx_f32(f, n, "mse.a"), *b = fx_f32(f, n, "mse.b");
+        float *lr = fx_f32(f, 1, "mse.loss"), *dar = fx_f32(f, n, "mse.da"), *dbr = fx_f32(f, n, "mse.db");
         if (a && b && lr && dar && dbr) {
             float l = mse_loss_fwd(a, b, n), da[65] = {0}, db[65] = {0};
             EXPECT_CLOSE("mse loss", &l, lr, 1, 0, 1e-6);  // ours in double, torch in fp32 over 65 terms
@@ -87,11 +87,10 @@ TEST(loss_fixtures_torch) {
             EXPECT_CLOSE("mse da", da, dar, n, 1e-7, 1e-6);  // 3 roundings each side
             EXPECT_CLOSE("mse db", db, dbr, n, 1e-7, 1e-6);
         }
-        free(a), free(b), free(lr), free(dar), free(dbr);
     }
     {  // l2norm x [6, 9], eps 1e-3, rows 2 and 4 clamped
-        float *x = mf_get(&f, "l2.x", 0, 54), *yr = mf_get(&f, "l2.y", 0, 54);
-        float *dy = mf_get(&f, "l2.dy", 0, 54), *dxr = mf_get(&f, "l2.dx", 0, 54);
+        float *x = fx_f32(f, 54, "l2.x"), *yr = fx_f32(f, 54, "l2.y");
+        float *dy = fx_f32(f, 54, "l2.dy"), *dxr = fx_f32(f, 54, "l2.dx");
         if (x && yr && dy && dxr) {
             float y[54], dx[54] = {0};
             l2norm_fwd(y, x, 6, 9, 1e-3f);
@@ -99,13 +98,12 @@ TEST(loss_fixtures_torch) {
             l2norm_bwd(dx, dy, x, 6, 9, 1e-3f);
             EXPECT_CLOSE("l2norm dx", dx, dxr, 54, 1e-6, 1e-5);  // clamped rows are dy/eps ~ 1e3: rel
         }
-        free(x), free(yr), free(dy), free(dxr);
     }
     for (int c = 0; c < 2; c++) {  // cosine similarity [7, 11]; cos1: eps 1e-2 and clamped rows
         const char *tag = c ? "cos1" : "cos0";
-        float *eps = mf_f32(&f, tag, "eps", 1), *a = mf_f32(&f, tag, "a", 77), *b = mf_f32(&f, tag, "b", 77);
-        float *yr = mf_f32(&f, tag, "y", 7), *dy = mf_f32(&f, tag, "dy", 7);
-        float *dar = mf_f32(&f, tag, "da", 77), *dbr = mf_f32(&f, tag, "db", 77);
+        float *eps = fx_f32(f, 1, "%s.eps", tag), *a = fx_f32(f, 77, "%s.a", tag), *b = fx_f32(f, 77, "%s.b", tag);
+        float *yr = fx_f32(f, 7, "%s.y", tag), *dy = fx_f32(f, 7, "%s.dy", tag);
+        float *dar = fx_f32(f, 77, "%s.da", tag), *dbr = fx_f32(f, 77, "%s.db", tag);
         if (eps && a && b && yr && dy && dar && dbr) {
             float y[7], da[77] = {0}, db[77] = {0};
             char what[32];
@@ -119,9 +117,8 @@ TEST(loss_fixtures_torch) {
             snprintf(what, sizeof what, "%s db", tag);
             EXPECT_CLOSE(what, db, dbr, 77, 1e-6, 1e-5);
         }
-        free(eps), free(a), free(b), free(yr), free(dy), free(dar), free(dbr);
     }
-    mf_free(&f);
+    fx_close(f);
 }
 
 // ---------------------------------------------------------------- gradient checks

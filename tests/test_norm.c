@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "../kernels/cpu/ops.h"
-#include "fixture_normact.h"
+#include "fixture.h"
 #include "gradcheck.h"
 #include "test.h"
 
@@ -58,91 +58,91 @@ TEST(groupnorm_fixtures) {
     const char *cases[] = {"gn_b2_hw7_c6_g3", "gn_b2_hw7_c6_g3_silu", "gn_b3_hw9_c8_g2_silu_off",
                            "gn_b1_hw16_c32_g32"};
     for (int k = 0; k < 4; k++) {
-        NAFix fx;
-        if (!nafix_load(&fx, cases[k])) continue;
-        float *cfg = nafix_get(&fx, "cfg", 6);
-        if (!cfg) { nafix_free(&fx); continue; }
+        Fixture *fx = fx_open("normact/%s.safetensors", cases[k]);
+        if (!fx) continue;
+        float *cfg = fx_f32(fx, 6, "cfg");
+        if (!cfg) { fx_close(fx); continue; }
         int B = (int)cfg[0], HW = (int)cfg[1], C = (int)cfg[2], G = (int)cfg[3], silu = (int)cfg[4];
         float eps = cfg[5];
         size_t n = (size_t)B * HW * C;
-        float *x = nafix_get(&fx, "x", n), *gamma = nafix_get(&fx, "gamma", C), *beta = nafix_get(&fx, "beta", C);
-        float *dy = nafix_get(&fx, "dy", n);
-        if (!x || !gamma || !beta || !dy) { nafix_free(&fx); continue; }
+        float *x = fx_f32(fx, n, "x"), *gamma = fx_f32(fx, C, "gamma"), *beta = fx_f32(fx, C, "beta");
+        float *dy = fx_f32(fx, n, "dy");
+        if (!x || !gamma || !beta || !dy) { fx_close(fx); continue; }
         float *y = fnew(n), *mean = fnew((size_t)B * G), *rstd = fnew((size_t)B * G);
         float *dx = fpre(n), *dg = fpre(C), *db = fpre(C);
         groupnorm_fwd(y, mean, rstd, x, gamma, beta, B, HW, C, G, eps, silu);
         groupnorm_bwd(dx, dg, db, dy, x, mean, rstd, gamma, beta, B, HW, C, G, silu);
         char w[128];
         snprintf(w, sizeof w, "%s y", cases[k]);
-        EXPECT_CLOSE(w, y, nafix_get(&fx, "y", n), n, FWD_ATOL, FWD_RTOL);
+        EXPECT_CLOSE(w, y, fx_f32(fx, n, "y"), n, FWD_ATOL, FWD_RTOL);
         // mean of the offset case is ~50: rtol covers its f32 rounding (3e-6 rel)
         snprintf(w, sizeof w, "%s mean", cases[k]);
-        EXPECT_CLOSE(w, mean, nafix_get(&fx, "mean", (size_t)B * G), (size_t)B * G, FWD_ATOL, FWD_RTOL);
+        EXPECT_CLOSE(w, mean, fx_f32(fx, (size_t)B * G, "mean"), (size_t)B * G, FWD_ATOL, FWD_RTOL);
         snprintf(w, sizeof w, "%s rstd", cases[k]);
-        EXPECT_CLOSE(w, rstd, nafix_get(&fx, "rstd", (size_t)B * G), (size_t)B * G, FWD_ATOL, FWD_RTOL);
+        EXPECT_CLOSE(w, rstd, fx_f32(fx, (size_t)B * G, "rstd"), (size_t)B * G, FWD_ATOL, FWD_RTOL);
         // the offset case has rstd ~10: gradients w.r.t. x scale with rstd, so tolerances scale by rstd too
         double sc = strstr(cases[k], "off") ? 10.0 : 1.0;
         snprintf(w, sizeof w, "%s dx", cases[k]);
-        expect_grad(w, dx, nafix_get(&fx, "dx", n), n, BWD_ATOL * sc, BWD_RTOL);
+        expect_grad(w, dx, fx_f32(fx, n, "dx"), n, BWD_ATOL * sc, BWD_RTOL);
         snprintf(w, sizeof w, "%s dgamma", cases[k]);
-        expect_grad(w, dg, nafix_get(&fx, "dgamma", C), C, BWD_ATOL, BWD_RTOL);
+        expect_grad(w, dg, fx_f32(fx, C, "dgamma"), C, BWD_ATOL, BWD_RTOL);
         snprintf(w, sizeof w, "%s dbeta", cases[k]);
-        expect_grad(w, db, nafix_get(&fx, "dbeta", C), C, BWD_ATOL, BWD_RTOL);
+        expect_grad(w, db, fx_f32(fx, C, "dbeta"), C, BWD_ATOL, BWD_RTOL);
         free(y), free(mean), free(rstd), free(dx), free(dg), free(db);
-        nafix_free(&fx);
+        fx_close(fx);
     }
 }
 
 TEST(layernorm_fixtures) {
     const char *cases[] = {"ln_n6_c5", "ln_n4_c13_off"};
     for (int k = 0; k < 2; k++) {
-        NAFix fx;
-        if (!nafix_load(&fx, cases[k])) continue;
-        float *cfg = nafix_get(&fx, "cfg", 3);
-        if (!cfg) { nafix_free(&fx); continue; }
+        Fixture *fx = fx_open("normact/%s.safetensors", cases[k]);
+        if (!fx) continue;
+        float *cfg = fx_f32(fx, 3, "cfg");
+        if (!cfg) { fx_close(fx); continue; }
         int N = (int)cfg[0], C = (int)cfg[1];
         float eps = cfg[2];
         size_t n = (size_t)N * C;
-        float *x = nafix_get(&fx, "x", n), *gamma = nafix_get(&fx, "gamma", C), *beta = nafix_get(&fx, "beta", C);
-        float *dy = nafix_get(&fx, "dy", n);
-        if (!x || !gamma || !beta || !dy) { nafix_free(&fx); continue; }
+        float *x = fx_f32(fx, n, "x"), *gamma = fx_f32(fx, C, "gamma"), *beta = fx_f32(fx, C, "beta");
+        float *dy = fx_f32(fx, n, "dy");
+        if (!x || !gamma || !beta || !dy) { fx_close(fx); continue; }
         float *y = fnew(n), *mean = fnew(N), *rstd = fnew(N);
         float *dx = fpre(n), *dg = fpre(C), *db = fpre(C);
         layernorm_fwd(y, mean, rstd, x, gamma, beta, N, C, eps);
         layernorm_bwd(dx, dg, db, dy, x, mean, rstd, gamma, N, C);
         char w[128];
         snprintf(w, sizeof w, "%s y", cases[k]);
-        EXPECT_CLOSE(w, y, nafix_get(&fx, "y", n), n, FWD_ATOL, FWD_RTOL);
+        EXPECT_CLOSE(w, y, fx_f32(fx, n, "y"), n, FWD_ATOL, FWD_RTOL);
         snprintf(w, sizeof w, "%s mean", cases[k]);
-        EXPECT_CLOSE(w, mean, nafix_get(&fx, "mean", N), N, FWD_ATOL, FWD_RTOL);
+        EXPECT_CLOSE(w, mean, fx_f32(fx, N, "mean"), N, FWD_ATOL, FWD_RTOL);
         snprintf(w, sizeof w, "%s rstd", cases[k]);
-        EXPECT_CLOSE(w, rstd, nafix_get(&fx, "rstd", N), N, FWD_ATOL, FWD_RTOL);
+        EXPECT_CLOSE(w, rstd, fx_f32(fx, N, "rstd"), N, FWD_ATOL, FWD_RTOL);
         snprintf(w, sizeof w, "%s dx", cases[k]);
-        expect_grad(w, dx, nafix_get(&fx, "dx", n), n, BWD_ATOL, BWD_RTOL);
+        expect_grad(w, dx, fx_f32(fx, n, "dx"), n, BWD_ATOL, BWD_RTOL);
         snprintf(w, sizeof w, "%s dgamma", cases[k]);
-        expect_grad(w, dg, nafix_get(&fx, "dgamma", C), C, BWD_ATOL, BWD_RTOL);
+        expect_grad(w, dg, fx_f32(fx, C, "dgamma"), C, BWD_ATOL, BWD_RTOL);
         snprintf(w, sizeof w, "%s dbeta", cases[k]);
-        expect_grad(w, db, nafix_get(&fx, "dbeta", C), C, BWD_ATOL, BWD_RTOL);
+        expect_grad(w, db, fx_f32(fx, C, "dbeta"), C, BWD_ATOL, BWD_RTOL);
         free(y), free(mean), free(rstd), free(dx), free(dg), free(db);
-        nafix_free(&fx);
+        fx_close(fx);
     }
 }
 
 TEST(batchnorm_fixtures) {
     const char *cases[] = {"bn_train_affine", "bn_train_noaffine", "bn_eval_affine", "bn_eval_noaffine"};
     for (int k = 0; k < 4; k++) {
-        NAFix fx;
-        if (!nafix_load(&fx, cases[k])) continue;
-        float *cfg = nafix_get(&fx, "cfg", 6);
-        if (!cfg) { nafix_free(&fx); continue; }
+        Fixture *fx = fx_open("normact/%s.safetensors", cases[k]);
+        if (!fx) continue;
+        float *cfg = fx_f32(fx, 6, "cfg");
+        if (!cfg) { fx_close(fx); continue; }
         int N = (int)cfg[0], C = (int)cfg[1], training = (int)cfg[2], affine = (int)cfg[3];
         float eps = cfg[4], momentum = cfg[5];
         size_t n = (size_t)N * C;
-        float *x = nafix_get(&fx, "x", n), *dy = nafix_get(&fx, "dy", n);
-        float *rm0 = nafix_get(&fx, "run_mean", C), *rv0 = nafix_get(&fx, "run_var", C);
-        float *gamma = affine ? nafix_get(&fx, "gamma", C) : NULL, *beta = affine ? nafix_get(&fx, "beta", C) : NULL;
-        if (!x || !dy || !rm0 || !rv0 || (affine && (!gamma || !beta))) { nafix_free(&fx); continue; }
-        EXPECT(affine || !nafix_has(&fx, "gamma"), "%s", cases[k]);
+        float *x = fx_f32(fx, n, "x"), *dy = fx_f32(fx, n, "dy");
+        float *rm0 = fx_f32(fx, C, "run_mean"), *rv0 = fx_f32(fx, C, "run_var");
+        float *gamma = affine ? fx_f32(fx, C, "gamma") : NULL, *beta = affine ? fx_f32(fx, C, "beta") : NULL;
+        if (!x || !dy || !rm0 || !rv0 || (affine && (!gamma || !beta))) { fx_close(fx); continue; }
+        EXPECT(affine || !fx_has(fx, "gamma"), "%s", cases[k]);
         float *y = fnew(n), *mean = fnew(C), *rstd = fnew(C), *rm = fdup(rm0, C), *rv = fdup(rv0, C);
         float *dx = fpre(n), *dg = fpre(C), *db = fpre(C);
         char w[128];
@@ -150,32 +150,32 @@ TEST(batchnorm_fixtures) {
             batchnorm_fwd_train(y, mean, rstd, rm, rv, x, gamma, beta, N, C, eps, momentum);
             batchnorm_bwd_train(dx, affine ? dg : NULL, affine ? db : NULL, dy, x, mean, rstd, gamma, N, C);
             snprintf(w, sizeof w, "%s mean", cases[k]);
-            EXPECT_CLOSE(w, mean, nafix_get(&fx, "mean", C), C, FWD_ATOL, FWD_RTOL);
+            EXPECT_CLOSE(w, mean, fx_f32(fx, C, "mean"), C, FWD_ATOL, FWD_RTOL);
             snprintf(w, sizeof w, "%s rstd", cases[k]);
-            EXPECT_CLOSE(w, rstd, nafix_get(&fx, "rstd", C), C, FWD_ATOL, FWD_RTOL);
+            EXPECT_CLOSE(w, rstd, fx_f32(fx, C, "rstd"), C, FWD_ATOL, FWD_RTOL);
         } else {
             batchnorm_fwd_infer(y, x, gamma, beta, rm, rv, N, C, eps);
             batchnorm_bwd_infer(dx, affine ? dg : NULL, affine ? db : NULL, dy, x, gamma, rm, rv, N, C, eps);
         }
         // running stats: untouched in eval, momentum update (unbiased var) in training
         snprintf(w, sizeof w, "%s running_mean", cases[k]);
-        EXPECT_CLOSE(w, rm, nafix_get(&fx, "run_mean_new", C), C, FWD_ATOL, FWD_RTOL);
+        EXPECT_CLOSE(w, rm, fx_f32(fx, C, "run_mean_new"), C, FWD_ATOL, FWD_RTOL);
         snprintf(w, sizeof w, "%s running_var", cases[k]);
-        EXPECT_CLOSE(w, rv, nafix_get(&fx, "run_var_new", C), C, FWD_ATOL, FWD_RTOL);
+        EXPECT_CLOSE(w, rv, fx_f32(fx, C, "run_var_new"), C, FWD_ATOL, FWD_RTOL);
         snprintf(w, sizeof w, "%s y", cases[k]);
-        EXPECT_CLOSE(w, y, nafix_get(&fx, "y", n), n, FWD_ATOL, FWD_RTOL);
+        EXPECT_CLOSE(w, y, fx_f32(fx, n, "y"), n, FWD_ATOL, FWD_RTOL);
         snprintf(w, sizeof w, "%s dx", cases[k]);
-        expect_grad(w, dx, nafix_get(&fx, "dx", n), n, BWD_ATOL, BWD_RTOL);
+        expect_grad(w, dx, fx_f32(fx, n, "dx"), n, BWD_ATOL, BWD_RTOL);
         if (affine) {
             snprintf(w, sizeof w, "%s dgamma", cases[k]);
-            expect_grad(w, dg, nafix_get(&fx, "dgamma", C), C, BWD_ATOL, BWD_RTOL);
+            expect_grad(w, dg, fx_f32(fx, C, "dgamma"), C, BWD_ATOL, BWD_RTOL);
             snprintf(w, sizeof w, "%s dbeta", cases[k]);
-            expect_grad(w, db, nafix_get(&fx, "dbeta", C), C, BWD_ATOL, BWD_RTOL);
+            expect_grad(w, db, fx_f32(fx, C, "dbeta"), C, BWD_ATOL, BWD_RTOL);
         } else {
             for (int c = 0; c < C; c++) EXPECT(dg[c] == GPRE && db[c] == GPRE, "NULL grads must stay untouched");
         }
         free(y), free(mean), free(rstd), free(rm), free(rv), free(dx), free(dg), free(db);
-        nafix_free(&fx);
+        fx_close(fx);
     }
 }
 

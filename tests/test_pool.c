@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "../kernels/cpu/ops.h"
+#include "fixture.h"
 #include "gradcheck.h"
-#include "misc_fixture.h"
 #include "test.h"
 
 TEST(pool_out_size) {
@@ -27,22 +27,20 @@ TEST(pool_out_size) {
 }
 
 TEST(pool_fixtures_torch) {
-    MiscFix f;
-    if (!mf_load(&f, "pool.bin")) return;
+    Fixture *f = fx_open("misc/pool.safetensors");
+    if (!f) return;
     const char *tags[] = {"p0", "p1", "p2", "p3", "p4", "tie"};
     for (int t = 0; t < 6; t++) {
         char name[64];
-        snprintf(name, sizeof name, "%s.dims", tags[t]);
-        int32_t *d = mf_get(&f, name, 1, 8);  // B C H W k s p ceil
+        int32_t *d = fx_i32(f, 8, "%s.dims", tags[t]);  // B C H W k s p ceil
         if (!d) continue;
         Pool2dShape s = {d[0], d[2], d[3], d[1], d[4], d[4], d[5], d[5], d[6], d[6], d[7], 0};
         int Ho = pool2d_out_h(&s), Wo = pool2d_out_w(&s);
         size_t nx = (size_t)s.B * s.H * s.W * s.C, ny = (size_t)s.B * Ho * Wo * s.C;
         // fixture arrays have PyTorch's output size: a wrong Ho/Wo fails the lookup
-        float *x = mf_f32(&f, tags[t], "x", nx), *dy = mf_f32(&f, tags[t], "dy", ny);
-        float *my = mf_f32(&f, tags[t], "max_y", ny), *mdx = mf_f32(&f, tags[t], "max_dx", nx);
-        snprintf(name, sizeof name, "%s.max_idx", tags[t]);
-        int32_t *midx = mf_get(&f, name, 1, ny);
+        float *x = fx_f32(f, nx, "%s.x", tags[t]), *dy = fx_f32(f, ny, "%s.dy", tags[t]);
+        float *my = fx_f32(f, ny, "%s.max_y", tags[t]), *mdx = fx_f32(f, nx, "%s.max_dx", tags[t]);
+        int32_t *midx = fx_i32(f, ny, "%s.max_idx", tags[t]);
         float *y = malloc(ny * 4), *dx = malloc(nx * 4);
         int32_t *idx = malloc(ny * 4);
         if (x && dy && my && mdx && midx) {
@@ -60,7 +58,7 @@ TEST(pool_fixtures_torch) {
         for (int cip = 0; cip < 2; cip++) {
             char sy[32], sdx[32];
             snprintf(sy, sizeof sy, "avg%d_y", cip), snprintf(sdx, sizeof sdx, "avg%d_dx", cip);
-            float *ay = mf_f32(&f, tags[t], sy, ny), *adx = mf_f32(&f, tags[t], sdx, nx);
+            float *ay = fx_f32(f, ny, "%s.%s", tags[t], sy), *adx = fx_f32(f, nx, "%s.%s", tags[t], sdx);
             s.count_include_pad = cip;
             if (x && dy && ay && adx) {
                 avgpool2d_fwd(y, x, &s);
@@ -73,17 +71,16 @@ TEST(pool_fixtures_torch) {
                 snprintf(name, sizeof name, "%s avg cip%d dx", tags[t], cip);
                 EXPECT_CLOSE(name, dx, adx, nx, 2e-6, 1e-6);  // as above, plus the 1.0 offset's rounding
             }
-            free(ay), free(adx);
         }
-        free(d), free(x), free(dy), free(my), free(mdx), free(midx), free(y), free(dx), free(idx);
+        free(y), free(dx), free(idx);
     }
     // global average pool and channel scaling: x [3, 4*7, 5] (NHWC)
     const int B = 3, HW = 28, C = 5;
-    float *x = mf_get(&f, "gap.x", 0, B * HW * C), *gy = mf_get(&f, "gap.y", 0, B * C);
-    float *gdy = mf_get(&f, "gap.dy", 0, B * C), *gdx = mf_get(&f, "gap.dx", 0, B * HW * C);
-    float *cs_s = mf_get(&f, "cs.s", 0, B * C), *cy = mf_get(&f, "cs.y", 0, B * HW * C);
-    float *cdy = mf_get(&f, "cs.dy", 0, B * HW * C), *cdx = mf_get(&f, "cs.dx", 0, B * HW * C);
-    float *cds = mf_get(&f, "cs.ds", 0, B * C);
+    float *x = fx_f32(f, B * HW * C, "gap.x"), *gy = fx_f32(f, B * C, "gap.y");
+    float *gdy = fx_f32(f, B * C, "gap.dy"), *gdx = fx_f32(f, B * HW * C, "gap.dx");
+    float *cs_s = fx_f32(f, B * C, "cs.s"), *cy = fx_f32(f, B * HW * C, "cs.y");
+    float *cdy = fx_f32(f, B * HW * C, "cs.dy"), *cdx = fx_f32(f, B * HW * C, "cs.dx");
+    float *cds = fx_f32(f, B * C, "cs.ds");
     if (x && gy && gdy && gdx && cs_s && cy && cdy && cdx && cds) {
         float y[B * HW * C], dx[B * HW * C], ds[B * C];
         global_avgpool_fwd(y, x, B, HW, C);
@@ -98,8 +95,7 @@ TEST(pool_fixtures_torch) {
         EXPECT_CLOSE("channel_scale dx", dx, cdx, B * HW * C, 0, 1e-7);  // one product
         EXPECT_CLOSE("channel_scale ds", ds, cds, B * C, 1e-6, 1e-5);  // 28-term sum; torch in fp32
     }
-    free(x), free(gy), free(gdy), free(gdx), free(cs_s), free(cy), free(cdy), free(cdx), free(cds);
-    mf_free(&f);
+    fx_close(f);
 }
 
 // ---------------------------------------------------------------- gradient checks

@@ -6,18 +6,18 @@
 #include <string.h>
 
 #include "../kernels/cpu/ops.h"
+#include "fixture.h"
 #include "gradcheck.h"
-#include "misc_fixture.h"
 #include "test.h"
 
 TEST(shape_embed_fixtures_torch) {
-    MiscFix f;
-    if (!mf_load(&f, "shape_embed.bin")) return;
+    Fixture *f = fx_open("misc/shape_embed.safetensors");
+    if (!f) return;
     {  // upsample: x [2,5,4,3] NHWC -> [2,10,8,3]
         const int B = 2, H = 5, W = 4, C = 3;
         size_t nx = B * H * W * C, ny = 4 * nx;
-        float *x = mf_get(&f, "up.x", 0, nx), *yr = mf_get(&f, "up.y", 0, ny);
-        float *dy = mf_get(&f, "up.dy", 0, ny), *dxr = mf_get(&f, "up.dx", 0, nx);
+        float *x = fx_f32(f, nx, "up.x"), *yr = fx_f32(f, ny, "up.y");
+        float *dy = fx_f32(f, ny, "up.dy"), *dxr = fx_f32(f, nx, "up.dx");
         if (x && yr && dy && dxr) {
             float *y = malloc(ny * 4), *dx = calloc(nx, 4);
             upsample2x_fwd(y, x, B, H, W, C);
@@ -26,14 +26,13 @@ TEST(shape_embed_fixtures_torch) {
             EXPECT_CLOSE("upsample dx", dx, dxr, nx, 1e-6, 1e-6);  // 4-term sums, order may differ
             free(y), free(dx);
         }
-        free(x), free(yr), free(dy), free(dxr);
     }
     {  // concat: a [2,3,5,3], b [2,3,5,7] NHWC -> P = 30 rows
         const size_t P = 30;
         const int Ca = 3, Cb = 7;
-        float *a = mf_get(&f, "cat.a", 0, P * Ca), *b = mf_get(&f, "cat.b", 0, P * Cb);
-        float *yr = mf_get(&f, "cat.y", 0, P * (Ca + Cb)), *dy = mf_get(&f, "cat.dy", 0, P * (Ca + Cb));
-        float *dar = mf_get(&f, "cat.da", 0, P * Ca), *dbr = mf_get(&f, "cat.db", 0, P * Cb);
+        float *a = fx_f32(f, P * Ca, "cat.a"), *b = fx_f32(f, P * Cb, "cat.b");
+        float *yr = fx_f32(f, P * (Ca + Cb), "cat.y"), *dy = fx_f32(f, P * (Ca + Cb), "cat.dy");
+        float *dar = fx_f32(f, P * Ca, "cat.da"), *dbr = fx_f32(f, P * Cb, "cat.db");
         if (a && b && yr && dy && dar && dbr) {
             float y[30 * 10], da[30 * 3] = {0}, db[30 * 7] = {0};
             concat_fwd(y, a, b, P, Ca, Cb);
@@ -42,12 +41,11 @@ TEST(shape_embed_fixtures_torch) {
             EXPECT_CLOSE("concat da", da, dar, P * Ca, 0, 0);  // 0 + dy: exact
             EXPECT_CLOSE("concat db", db, dbr, P * Cb, 0, 0);
         }
-        free(a), free(b), free(yr), free(dy), free(dar), free(dbr);
     }
     {  // embedding: table [11,6], ids [7] with repeats
-        int32_t *ids = mf_get(&f, "emb.ids", 1, 7);
-        float *table = mf_get(&f, "emb.table", 0, 66), *yr = mf_get(&f, "emb.y", 0, 42);
-        float *dy = mf_get(&f, "emb.dy", 0, 42), *dtr = mf_get(&f, "emb.dtable", 0, 66);
+        int32_t *ids = fx_i32(f, 7, "emb.ids");
+        float *table = fx_f32(f, 66, "emb.table"), *yr = fx_f32(f, 42, "emb.y");
+        float *dy = fx_f32(f, 42, "emb.dy"), *dtr = fx_f32(f, 66, "emb.dtable");
         if (ids && table && yr && dy && dtr) {
             float y[42], dt[66] = {0};
             embedding_fwd(y, ids, table, 7, 11, 6);
@@ -55,17 +53,16 @@ TEST(shape_embed_fixtures_torch) {
             embedding_bwd(dt, dy, ids, 7, 11, 6);
             EXPECT_CLOSE("embedding dtable", dt, dtr, 66, 1e-6, 1e-6);  // up to 3 repeats summed
         }
-        free(ids), free(table), free(yr), free(dy), free(dtr);
     }
     for (int c = 0; c < 4; c++) {  // timestep embedding cases: cfg = dim, flip, shift, max_period
         char tag[16];
         snprintf(tag, sizeof tag, "temb%d", c);
         const int B = 6;
-        float *cfg = mf_f32(&f, tag, "cfg", 4);
+        float *cfg = fx_f32(f, 4, "%s.cfg", tag);
         if (!cfg) continue;
         int dim = (int)cfg[0], flip = (int)cfg[1];
-        float *t = mf_f32(&f, tag, "t", B), *yr = mf_f32(&f, tag, "y", (size_t)B * dim);
-        float *dy = mf_f32(&f, tag, "dy", (size_t)B * dim), *dtr = mf_f32(&f, tag, "dt", B);
+        float *t = fx_f32(f, B, "%s.t", tag), *yr = fx_f32(f, (size_t)B * dim, "%s.y", tag);
+        float *dy = fx_f32(f, (size_t)B * dim, "%s.dy", tag), *dtr = fx_f32(f, B, "%s.dt", tag);
         if (t && yr && dy && dtr) {
             float *y = malloc((size_t)B * dim * 4), dt[6] = {0};
             timestep_embedding_fwd(y, t, B, dim, flip, cfg[2], cfg[3]);
@@ -85,9 +82,8 @@ TEST(shape_embed_fixtures_torch) {
             EXPECT_CLOSE(what, dt, dtr, B, 1e-5, 1e-5);
             free(y);
         }
-        free(cfg), free(t), free(yr), free(dy), free(dtr);
     }
-    mf_free(&f);
+    fx_close(f);
 }
 
 TEST(add_fwd_bwd) {

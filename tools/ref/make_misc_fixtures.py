@@ -1,27 +1,25 @@
 #!/usr/bin/env python3
 """make_misc_fixtures.py: PyTorch reference fixtures for the misc CPU ops
-(attention, pooling, shape, embedding, loss) -> tests/fixtures/misc/*.bin.
+(attention, pooling, shape, embedding, loss) -> tests/fixtures/misc/*.safetensors.
 
 Each fixture holds inputs, an upstream gradient, the forward outputs and the
 input gradients autograd computes, all in fp32. Images are NHWC (permuted from
 PyTorch's NCHW) so the C tests read them as is.
 
-File format (little-endian), read by tests/misc_fixture.h:
-  8 bytes magic "A2FMISC1", uint32 count, then count records of
-  uint32 name_len, name (no NUL), uint32 dtype (0 = f32, 1 = i32),
-  uint32 ndim, int64 shape[ndim], data (numel * 4 bytes).
+Files are safetensors (read through tests/fixture.h): float tensors are
+stored as F32, integer ones (dims, argmax indices, ids) as I32.
 
 Needs torch and diffusers (for get_timestep_embedding).
 Usage: python3 tools/ref/make_misc_fixtures.py [outdir]
 """
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.models.embeddings import get_timestep_embedding
+from safetensors.numpy import save_file
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "misc")
 
@@ -32,24 +30,14 @@ class Fixture:
 
     def add(self, name, t):
         a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-        if a.dtype.kind in "iu":
-            a, code = a.astype("<i4"), 1
-        else:
-            a, code = a.astype("<f4"), 0
-        self.recs.append((name, code, a))
+        a = a.astype("<i4") if a.dtype.kind in "iu" else a.astype("<f4")
+        assert name not in (n for n, _ in self.recs), name
+        self.recs.append((name, np.ascontiguousarray(a)))
 
     def write(self, fname):
         os.makedirs(OUT, exist_ok=True)
         path = os.path.join(OUT, fname)
-        with open(path, "wb") as f:
-            f.write(b"A2FMISC1")
-            f.write(struct.pack("<I", len(self.recs)))
-            for name, code, a in self.recs:
-                nb = name.encode()
-                f.write(struct.pack("<I", len(nb)) + nb)
-                f.write(struct.pack("<II", code, a.ndim))
-                f.write(struct.pack("<%dq" % a.ndim, *a.shape))
-                f.write(np.ascontiguousarray(a).tobytes())
+        save_file(dict(self.recs), path, metadata={"source": "tools/ref/make_misc_fixtures.py"})
         print("%-40s %7d bytes, %d arrays" % (path, os.path.getsize(path), len(self.recs)))
 
 
@@ -208,16 +196,16 @@ def main():
     attention(fx, "d64", 1, 1, 3, 4, 64, True)
     attention(fx, "d80", 1, 1, 3, 3, 80, False)
     attention(fx, "d160", 1, 1, 3, 5, 160, False)
-    fx.write("attention.bin")
+    fx.write("attention.safetensors")
     fx = Fixture()
     pools(fx)
-    fx.write("pool.bin")
+    fx.write("pool.safetensors")
     fx = Fixture()
     shape_embed(fx)
-    fx.write("shape_embed.bin")
+    fx.write("shape_embed.safetensors")
     fx = Fixture()
     losses(fx)
-    fx.write("loss.bin")
+    fx.write("loss.safetensors")
 
 
 if __name__ == "__main__":

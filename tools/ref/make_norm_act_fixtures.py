@@ -2,10 +2,8 @@
 """make_norm_act_fixtures.py: PyTorch reference fixtures for kernels/cpu/norm.c
 and kernels/cpu/activation.c (read by tests/test_norm.c, tests/test_activation.c).
 
-Each case is one little-endian file tests/fixtures/normact/<case>.bin:
-    8 bytes   magic  b"A2FNA01\\0"
-    u32       count  number of arrays
-    count x:  32 bytes name (NUL padded), u32 numel, numel x f32
+Each case is one safetensors file tests/fixtures/normact/<case>.safetensors
+(read through tests/fixture.h), all tensors F32 in their natural shapes.
 Every case holds "cfg" (small integers and eps/momentum as f32, meaning given
 per case below), the inputs, the upstream gradient "dy", and the references:
 forward "y" and the autograd gradients "dx", "dgamma", ... Activations are
@@ -18,27 +16,20 @@ float32, so they are an accurate target for the C fp32 code.
 Run from the repository root:  python3 tools/ref/make_norm_act_fixtures.py
 """
 import os
-import struct
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.numpy import save_file
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures", "normact")
-MAGIC = b"A2FNA01\0"
 
 
 def write_case(name, arrays):
     os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, name + ".bin")
-    with open(path, "wb") as f:
-        f.write(MAGIC)
-        f.write(struct.pack("<I", len(arrays)))
-        for key, t in arrays.items():
-            assert len(key) < 32
-            a = t.detach().to(torch.float32).contiguous().reshape(-1)
-            f.write(key.encode().ljust(32, b"\0"))
-            f.write(struct.pack("<I", a.numel()))
-            f.write(a.numpy().astype("<f4").tobytes())
+    path = os.path.join(OUT, name + ".safetensors")
+    tensors = {key: np.ascontiguousarray(t.detach().to(torch.float32).numpy()) for key, t in arrays.items()}
+    save_file(tensors, path, metadata={"source": "tools/ref/make_norm_act_fixtures.py"})
     print(f"wrote {path} ({os.path.getsize(path)} bytes)")
 
 
