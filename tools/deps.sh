@@ -3,7 +3,7 @@
 # no network use when everything is present). `--bench` adds OpenBLAS, used by
 # `make bench-cpu` as the reference GEMM only.
 set -euo pipefail
-pkgs=(gcc make libc6-dev libcjson-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev libhdf5-dev
+pkgs=(gcc g++ make libc6-dev perl libcjson-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev libhdf5-dev
       libopenmpi-dev openmpi-bin clang libclang-rt-14-dev)
 [ "${1:-}" = "--bench" ] && pkgs=(libopenblas-dev)
 missing=()

@@ -1,0 +1,3 @@
+// cuda_runtime.h: the SIMT emulator's stand-in; everything lives in simt.h.
+#pragma once
+#include "simt.h"

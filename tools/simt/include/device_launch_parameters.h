@@ -1,0 +1,3 @@
+// device_launch_parameters.h: the SIMT emulator's stand-in; everything lives in simt.h.
+#pragma once
+#include "simt.h"

@@ -1,0 +1,3 @@
+// vector_types.h: the SIMT emulator's stand-in; everything lives in simt.h.
+#pragma once
+#include "simt.h"
