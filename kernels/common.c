@@ -18,7 +18,7 @@ const char *a2f_last_error(void) { return g_err[0] ? g_err : "unknown error"; }
 
 void a2f_clear_error(void) { g_err[0] = 0; }
 
-_Noreturn void a2f_check_failed(const char *file, int line, const char *expr, const char *msg) {
+void a2f_check_failed(const char *file, int line, const char *expr, const char *msg) {
     fprintf(stderr, "%s:%d: CHECK failed: %s%s%s\n", file, line, expr, msg ? ": " : "", msg ? msg : "");
     fflush(stderr);
     abort();

@@ -14,13 +14,17 @@
 
 #define A2F_ERR_MAX 512
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // Records one human-readable line ("FILE: problem"); thread-local.
 void a2f_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *a2f_last_error(void);
 void a2f_clear_error(void);
 
 // Prints "FILE:LINE: CHECK failed: EXPR" (plus errno text where relevant) and aborts.
-_Noreturn void a2f_check_failed(const char *file, int line, const char *expr, const char *msg);
+__attribute__((noreturn)) void a2f_check_failed(const char *file, int line, const char *expr, const char *msg);
 
 #define CHECK(cond)                                                        \
     do {                                                                   \
@@ -35,6 +39,10 @@ _Noreturn void a2f_check_failed(const char *file, int line, const char *expr, co
 // allocations; sizes that come from outside files are validated first).
 void *a2f_malloc_check(size_t n, const char *file, int line);
 void *a2f_calloc_check(size_t count, size_t size, const char *file, int line);
+#ifdef __cplusplus
+}
+#endif
+
 #define xmalloc(n) a2f_malloc_check((n), __FILE__, __LINE__)
 #define xcalloc(c, s) a2f_calloc_check((c), (s), __FILE__, __LINE__)
 

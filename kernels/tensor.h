@@ -12,6 +12,10 @@ typedef enum { DEV_CPU = 0, DEV_CUDA = 1 } Device;
 
 #define TENSOR_MAX_DIMS 8
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     void *data;
     DType dtype;
@@ -42,3 +46,7 @@ float f16_to_f32(uint16_t h);
 // Converts n elements between dtypes on the CPU (src and dst must not overlap
 // unless the dtypes are equal and src == dst).
 void convert_dtype(void *dst, DType dst_t, const void *src, DType src_t, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
