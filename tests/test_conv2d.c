@@ -4,7 +4,7 @@
 //  1. direct double-precision loops written here (7-loop forward, and the
 //     matching scatter loops for dx, dw, dbias), for many shapes;
 //  2. finite differences through tests/gradcheck (small shapes);
-//  3. PyTorch F.conv2d forward/backward fixtures (tests/fixtures/conv/*.bin,
+//  3. PyTorch F.conv2d forward/backward fixtures (tests/fixtures/conv/*.safetensors,
 //     written by tools/ref/make_conv_fixtures.py).
 // Tolerance for (1) and (3): the op sums n products in fp32 (GEMM
 // accumulation; for dx also the col2im tap sum), so by the standard
@@ -19,6 +19,7 @@
 
 #include "../kernels/common.h"
 #include "../kernels/cpu/ops.h"
+#include "fixture.h"
 #include "gradcheck.h"
 #include "test.h"
 
@@ -221,45 +222,24 @@ TEST(conv2d_gradcheck) {
 }
 
 // ------------------------------------------------------------------ PyTorch fixtures
-// File: one text line "A2FCONV1 B H W Cin Cout KH KW sh sw pt pb pl pr has_bias\n",
-// then little-endian float32 arrays x, w, [bias], y, dy, dx, dw, [dbias]
-// (NHWC activations, [Cout, KH, KW, Cin] weights).
-static float *read_f32(FILE *f, size_t n) {
-    float *p = xmalloc(n * sizeof(float) + 1);
-    if (fread(p, sizeof(float), n, f) != n) {
-        free(p);
-        return NULL;
-    }
-    return p;
-}
-
+// tests/fixtures/conv/<name>.safetensors: I32 cfg = [B H W Cin Cout KH KW sh sw
+// pt pb pl pr has_bias], F32 x, w, [bias], y, dy, dx, dw, [dbias] (NHWC
+// activations, [Cout, KH, KW, Cin] weights), written by tools/ref/make_conv_fixtures.py.
 static void check_fixture(const char *name) {
-    char path[256];
-    snprintf(path, sizeof path, "tests/fixtures/conv/%s.bin", name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        test_fail(__FILE__, __LINE__, "%s: cannot open (run from the repository root)", path);
+    Fixture *fx = fx_open("conv/%s.safetensors", name);
+    if (!fx) return;
+    int32_t *cfg = fx_i32(fx, 14, "cfg");
+    if (!cfg) {
+        fx_close(fx);
         return;
     }
-    char line[256];
-    Conv2dShape s;
-    int has_bias = 0;
-    if (!fgets(line, sizeof line, f) ||
-        sscanf(line, "A2FCONV1 %d %d %d %d %d %d %d %d %d %d %d %d %d %d", &s.B, &s.H, &s.W, &s.Cin, &s.Cout, &s.KH,
-               &s.KW, &s.sh, &s.sw, &s.pt, &s.pb, &s.pl, &s.pr, &has_bias) != 14) {
-        test_fail(__FILE__, __LINE__, "%s: bad header", path);
-        fclose(f);
-        return;
-    }
+    Conv2dShape s = {cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], cfg[5], cfg[6], cfg[7], cfg[8], cfg[9], cfg[10], cfg[11], cfg[12]};
+    int has_bias = cfg[13];
     size_t nx = n_x(&s), nw = n_w(&s), ny = n_y(&s), nc = (size_t)s.Cout;
-    float *x = read_f32(f, nx), *w = read_f32(f, nw), *bias = has_bias ? read_f32(f, nc) : NULL;
-    float *ty = read_f32(f, ny), *dy = read_f32(f, ny), *tdx = read_f32(f, nx), *tdw = read_f32(f, nw);
-    float *tdb = has_bias ? read_f32(f, nc) : NULL;
-    int extra = fgetc(f) != EOF;
-    fclose(f);
-    if (!x || !w || (has_bias && (!bias || !tdb)) || !ty || !dy || !tdx || !tdw || extra) {
-        test_fail(__FILE__, __LINE__, "%s: truncated or oversized", path);
-    } else {
+    float *x = fx_f32(fx, nx, "x"), *w = fx_f32(fx, nw, "w"), *bias = has_bias ? fx_f32(fx, nc, "bias") : NULL;
+    float *ty = fx_f32(fx, ny, "y"), *dy = fx_f32(fx, ny, "dy"), *tdx = fx_f32(fx, nx, "dx"), *tdw = fx_f32(fx, nw, "dw");
+    float *tdb = has_bias ? fx_f32(fx, nc, "dbias") : NULL;
+    if (x && w && (!has_bias || (bias && tdb)) && ty && dy && tdx && tdw) {
         float *y = xmalloc(ny * 4), *dx = xcalloc(nx, 4), *dw = xcalloc(nw, 4), *db = xcalloc(nc, 4);
         double *want = xmalloc((nx > nw ? nx : nw) * 8 + ny * 8), *abs_sum = xmalloc((nx > nw ? nx : nw) * 8 + ny * 8);
         double *r1 = xmalloc(nx * 8), *r1a = xmalloc(nx * 8), *r2 = xmalloc(nw * 8), *r2a = xmalloc(nw * 8);
@@ -288,7 +268,7 @@ static void check_fixture(const char *name) {
         free(y), free(dx), free(dw), free(db), free(want), free(abs_sum);
         free(r1), free(r1a), free(r2), free(r2a), free(r3), free(r3a);
     }
-    free(x), free(w), free(bias), free(ty), free(dy), free(tdx), free(tdw), free(tdb);
+    fx_close(fx);
 }
 
 TEST(conv2d_pytorch_fixtures) {

@@ -3,10 +3,9 @@
 
 For a few small convolutions, computes F.conv2d forward and the backward
 (dx, dw, dbias for a random dy) in float32 and writes
-tests/fixtures/conv/<name>.bin:
-  one text line "A2FCONV1 B H W Cin Cout KH KW sh sw pt pb pl pr has_bias\n"
-  then little-endian float32 arrays: x [B,H,W,Cin], w [Cout,KH,KW,Cin],
-  [bias [Cout]], y [B,Ho,Wo,Cout], dy, dx, dw, [dbias].
+tests/fixtures/conv/<name>.safetensors with F32 tensors x [B,H,W,Cin],
+w [Cout,KH,KW,Cin], [bias [Cout]], y [B,Ho,Wo,Cout], dy, dx, dw, [dbias] and
+I32 cfg = [B H W Cin Cout KH KW sh sw pt pb pl pr has_bias].
 Activations are converted NCHW -> NHWC and weights [Cout,Cin,KH,KW] ->
 [Cout,KH,KW,Cin]. Asymmetric padding is applied with F.pad before a
 padding-0 conv. Run from the repository root: python3 tools/ref/make_conv_fixtures.py
@@ -15,6 +14,7 @@ import os
 
 import numpy as np
 import torch
+from safetensors.numpy import save_file
 import torch.nn.functional as F
 
 # name, B, H, W, Cin, Cout, KH, KW, sh, sw, (pt, pb, pl, pr), bias
@@ -39,15 +39,13 @@ def main():
         y.backward(dy)
         nhwc = lambda t: t.detach().permute(0, 2, 3, 1).contiguous()
         wl = lambda t: t.detach().permute(0, 2, 3, 1).contiguous()  # [Cout,Cin,KH,KW] -> [Cout,KH,KW,Cin]
-        arrays = [nhwc(x), wl(w)] + ([b.detach()] if has_bias else [])
-        arrays += [nhwc(y), nhwc(dy), nhwc(x.grad), wl(w.grad)] + ([b.grad] if has_bias else [])
-        header = "A2FCONV1 %d %d %d %d %d %d %d %d %d %d %d %d %d %d\n" % (
-            B, H, W, Cin, Cout, KH, KW, sh, sw, pt, pb, pl, pr, int(has_bias))
-        path = os.path.join(out_dir, name + ".bin")
-        with open(path, "wb") as f:
-            f.write(header.encode("ascii"))
-            for a in arrays:
-                f.write(a.numpy().astype("<f4").tobytes())
+        t = {"x": nhwc(x), "w": wl(w), "y": nhwc(y), "dy": nhwc(dy), "dx": nhwc(x.grad), "dw": wl(w.grad)}
+        if has_bias:
+            t["bias"], t["dbias"] = b.detach(), b.grad
+        t = {k: v.numpy().astype("<f4") for k, v in t.items()}
+        t["cfg"] = np.array([B, H, W, Cin, Cout, KH, KW, sh, sw, pt, pb, pl, pr, int(has_bias)], dtype="<i4")
+        path = os.path.join(out_dir, name + ".safetensors")
+        save_file(t, path, metadata={"source": "tools/ref/make_conv_fixtures.py, torch " + torch.__version__})
         print("wrote", path, os.path.getsize(path), "bytes")
 
 
