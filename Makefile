@@ -16,6 +16,13 @@ LIB_SRC  := $(wildcard kernels/*.c kernels/cpu/*.c nn/*.c data/*.c infer/*.c tra
 CLI_SRC  := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 CU_SRC   := $(wildcard kernels/cuda/*.cu)
+CU_HDR   := $(wildcard kernels/cuda/*.cuh kernels/cuda/*.h kernels/*.h)
+GPU_TEST_SRC := $(wildcard tests/gpu/*.c)
+GPU_TEST_OBJ := $(GPU_TEST_SRC:%.c=$(B)/%.o)
+SIMTCC   := tools/simt/simtcc
+SIMT_DEPS := $(wildcard tools/simt/*.cpp tools/simt/*.pl tools/simt/include/*.h) $(SIMTCC)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lcublas -lstdc++
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
@@ -54,13 +61,33 @@ $(B)/libarc2face_cuda.a: $(CU_OBJ)
 	ar rcs $@ $^
 endif
 
-# The whole suite: deps, build (CUDA included when nvcc exists), run.
-test: deps
-	@$(MAKE) --no-print-directory all $(B)/test_arc2face
-	@$(B)/test_arc2face
+# CUDA kernel tests run on the CPU: every .cu compiled by the SIMT emulator,
+# with AddressSanitizer on device memory, checked against the CPU reference.
+$(B)/test_cuda_emu: $(CU_SRC) $(CU_HDR) $(GPU_TEST_SRC) tests/gpu/gpu_test.h tests/main.c tests/test.h \
+		$(B)/libarc2face.a $(SIMT_DEPS)
+	$(SIMTCC) --asan -O1 $(CU_SRC) $(GPU_TEST_SRC) tests/main.c $(B)/libarc2face.a -lcjson -o $@
 
-test-gpu:
-	@echo "test-gpu: the CUDA backend arrives with issue 3; nothing to run on a GPU yet."
+# The same tests linked against the nvcc-built kernels, for a real GPU.
+$(B)/test_cuda_gpu: $(GPU_TEST_OBJ) $(B)/tests/main.o $(B)/libarc2face_cuda.a $(B)/libarc2face.a
+	$(CC) $(CFLAGS) $^ $(CUDA_LIBS) $(LDLIBS) -o $@
+
+# The whole suite: deps, build (CUDA included when nvcc exists), run the CPU
+# tests and the CUDA kernels under the emulator (threads in shuffled order).
+test: deps
+	@$(MAKE) --no-print-directory all $(B)/test_arc2face $(B)/test_cuda_emu
+	@tests/run.sh $(B)/test_arc2face "env SIMT_SHUFFLE=1 $(B)/test_cuda_emu"
+
+# On a machine with a GPU: the kernel tests on the device, then under
+# compute-sanitizer memcheck and racecheck where the tool exists.
+test-gpu: deps
+	@$(MAKE) --no-print-directory all $(B)/test_cuda_gpu
+	@tests/run.sh $(B)/test_cuda_gpu
+	@if command -v compute-sanitizer >/dev/null; then \
+		compute-sanitizer --tool memcheck --error-exitcode 1 $(B)/test_cuda_gpu >$(B)/memcheck.log 2>&1 \
+			&& echo "memcheck: clean" || { echo "memcheck: errors, see $(B)/memcheck.log"; exit 1; }; \
+		compute-sanitizer --tool racecheck --error-exitcode 1 $(B)/test_cuda_gpu >$(B)/racecheck.log 2>&1 \
+			&& echo "racecheck: clean" || { echo "racecheck: errors, see $(B)/racecheck.log"; exit 1; }; \
+	else echo "compute-sanitizer not found: memcheck/racecheck skipped"; fi
 
 # CPU benchmark: GEMM and SD1.5-shaped convolutions against OpenBLAS.
 bench-cpu: deps
@@ -80,4 +107,4 @@ fuzz: deps
 clean:
 	rm -rf $(B)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(GPU_TEST_OBJ:.o=.d)
