@@ -76,6 +76,23 @@ extern "C" int dev_sync(void) {
     return e == cudaSuccess ? 0 : fail(e, "kernel execution");
 }
 
+static void *g_ws;
+static size_t g_ws_bytes;
+
+extern "C" void *dev_workspace(size_t bytes) {
+    if (bytes <= g_ws_bytes) return g_ws;
+    if (g_ws) {
+        cudaStreamSynchronize(g_stream);  // earlier launches may still read it
+        cudaFree(g_ws);
+    }
+    g_ws = NULL;
+    g_ws_bytes = 0;
+    size_t want = bytes + bytes / 2;  // grow geometrically
+    g_ws = dev_malloc(want);
+    if (g_ws) g_ws_bytes = want;
+    return g_ws;
+}
+
 extern "C" int dev_check(int status, const char *what) {
     return status == 0 ? 0 : fail((cudaError_t)status, what);
 }

@@ -27,6 +27,10 @@ int dev_upload(void *dst, const void *src, size_t bytes);    // host -> device, 
 int dev_download(void *dst, const void *src, size_t bytes);  // device -> host, synchronous
 int dev_memset(void *dst, int byte, size_t bytes);
 int dev_sync(void);  // waits for the default stream; reports asynchronous kernel errors
+// A device scratch buffer of at least `bytes`, shared by all launchers on the
+// default stream (grown with cudaMalloc when too small, never shrunk). Used
+// for deterministic two-stage reductions. NULL + error when out of memory.
+void *dev_workspace(size_t bytes);
 // Turns a launcher's status into 0 / -1 + error line naming `what`.
 int dev_check(int status, const char *what);
 
