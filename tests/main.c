@@ -71,6 +71,24 @@ int expect_close_(const char *file, int line, const char *what, const float *got
     return 1;
 }
 
+float *test_grad_buffer(size_t n) {
+    float *g = calloc(n ? n : 1, sizeof(float));
+    if (!g) abort();
+    for (size_t i = 0; i < n; i++) g[i] = TEST_GRAD_PRE;
+    return g;
+}
+
+int expect_grad_(const char *file, int line, const char *what, const float *got, const float *want, size_t n,
+                 double atol, double rtol) {
+    if (!want) return 0;
+    float *g = calloc(n ? n : 1, sizeof(float));
+    if (!g) abort();
+    for (size_t i = 0; i < n; i++) g[i] = got[i] - TEST_GRAD_PRE;
+    int ok = expect_close_(file, line, what, g, want, n, atol, rtol);
+    free(g);
+    return ok;
+}
+
 static uint64_t xorshift(uint64_t *s) {
     uint64_t x = *s ? *s : 0x9E3779B97F4A7C15ull;
     x ^= x << 13;

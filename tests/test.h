@@ -36,6 +36,17 @@ int expect_close_(const char *file, int line, const char *what, const float *got
 #define EXPECT_CLOSE(what, got, want, n, atol, rtol) \
     expect_close_(__FILE__, __LINE__, (what), (got), (want), (n), (atol), (rtol))
 
+// Gradient buffers for the "+=" contract: test_grad_buffer(n) returns n floats
+// (calloc'd, caller frees) set to TEST_GRAD_PRE; EXPECT_GRAD compares
+// got - TEST_GRAD_PRE with want (subtraction exact to ~3e-8 for |got| ~ 1).
+// A NULL want (a fixture read that already failed the test) is skipped.
+#define TEST_GRAD_PRE 0.25f
+float *test_grad_buffer(size_t n);
+int expect_grad_(const char *file, int line, const char *what, const float *got, const float *want, size_t n,
+                 double atol, double rtol);
+#define EXPECT_GRAD(what, got, want, n, atol, rtol) \
+    expect_grad_(__FILE__, __LINE__, (what), (got), (want), (n), (atol), (rtol))
+
 // Deterministic test data (xorshift; independent of the Philox code under test).
 void test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t *state);
 void test_fill_normal(float *x, size_t n, float stddev, uint64_t *state);

@@ -15,21 +15,7 @@
 #include "gradcheck.h"
 #include "test.h"
 
-#define GPRE 0.25f  // gradient buffers start here: checks the "+=" contract too
-
 static float *fnew(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
-static float *fpre(size_t n) {
-    float *y = fnew(n);
-    for (size_t i = 0; i < n; i++) y[i] = GPRE;
-    return y;
-}
-static void expect_grad(const char *what, const float *got, const float *want, size_t n, double atol, double rtol) {
-    if (!want) return;
-    float *g = fnew(n);
-    for (size_t i = 0; i < n; i++) g[i] = got[i] - GPRE;  // exact to ~3e-8 for |got| ~ 1
-    expect_close_(__FILE__, __LINE__, what, g, want, n, atol, rtol);
-    free(g);
-}
 
 // Pointwise fixtures: expf / erfcf are accurate to ~1-2 ulp, and each value
 // takes a few more fp32 roundings, so ~5e-7 relative; 1e-5 rel + 1e-6 abs (the
@@ -48,14 +34,14 @@ static void check_pointwise_fixture(const char *name, pw_fwd fwd, pw_bwd bwd) {
     size_t n = cfg ? (size_t)cfg[0] : 0;
     float *x = fx_f32(fx, n, "x"), *dy = fx_f32(fx, n, "dy");
     if (x && dy) {
-        float *y = fnew(n), *dx = fpre(n);
+        float *y = fnew(n), *dx = test_grad_buffer(n);
         fwd(y, x, n);
         bwd(dx, dy, x, n);
         char w[64];
         snprintf(w, sizeof w, "%s y", name);
         EXPECT_CLOSE(w, y, fx_f32(fx, n, "y"), n, ACT_ATOL, ACT_RTOL);
         snprintf(w, sizeof w, "%s dx", name);
-        expect_grad(w, dx, fx_f32(fx, n, "dx"), n, ACT_ATOL, ACT_RTOL);
+        EXPECT_GRAD(w, dx, fx_f32(fx, n, "dx"), n, ACT_ATOL, ACT_RTOL);
         free(y), free(dx);
     }
     fx_close(fx);
@@ -78,13 +64,13 @@ TEST(prelu_fixture) {
         int C = (int)cfg[1];
         float *x = fx_f32(fx, N * C, "x"), *dy = fx_f32(fx, N * C, "dy"), *sl = fx_f32(fx, C, "slope");
         if (x && dy && sl) {
-            float *y = fnew(N * C), *dx = fpre(N * C), *ds = fpre(C);
+            float *y = fnew(N * C), *dx = test_grad_buffer(N * C), *ds = test_grad_buffer(C);
             prelu_fwd(y, x, sl, N, C);
             prelu_bwd(dx, ds, dy, x, sl, N, C);
             EXPECT_CLOSE("prelu y", y, fx_f32(fx, N * C, "y"), N * C, ACT_ATOL, ACT_RTOL);
-            expect_grad("prelu dx", dx, fx_f32(fx, N * C, "dx"), N * C, ACT_ATOL, ACT_RTOL);
+            EXPECT_GRAD("prelu dx", dx, fx_f32(fx, N * C, "dx"), N * C, ACT_ATOL, ACT_RTOL);
             // dslope sums 7 products of O(1): a few ulp of the largest term
-            expect_grad("prelu dslope", ds, fx_f32(fx, C, "dslope"), C, 1e-5, ACT_RTOL);
+            EXPECT_GRAD("prelu dslope", ds, fx_f32(fx, C, "dslope"), C, 1e-5, ACT_RTOL);
             free(y), free(dx), free(ds);
         }
     }
@@ -102,14 +88,14 @@ TEST(geglu_fixtures) {
             int D = (int)cfg[1];
             float *x = fx_f32(fx, N * 2 * D, "x"), *dy = fx_f32(fx, N * D, "dy");
             if (x && dy) {
-                float *y = fnew(N * D), *dx = fpre(N * 2 * D);
+                float *y = fnew(N * D), *dx = test_grad_buffer(N * 2 * D);
                 geglu_fwd(y, x, N, D);
                 geglu_bwd(dx, dy, x, N, D);
                 char w[64];
                 snprintf(w, sizeof w, "%s y", cases[k]);
                 EXPECT_CLOSE(w, y, fx_f32(fx, N * D, "y"), N * D, ACT_ATOL, ACT_RTOL);
                 snprintf(w, sizeof w, "%s dx", cases[k]);
-                expect_grad(w, dx, fx_f32(fx, N * 2 * D, "dx"), N * 2 * D, ACT_ATOL, ACT_RTOL);
+                EXPECT_GRAD(w, dx, fx_f32(fx, N * 2 * D, "dx"), N * 2 * D, ACT_ATOL, ACT_RTOL);
                 free(y), free(dx);
             }
         }
@@ -129,7 +115,7 @@ TEST(softmax_fixtures) {
             float *x = fx_f32(fx, N * C, "x"), *dy = fx_f32(fx, N * C, "dy");
             float *ywant = fx_f32(fx, N * C, "y");
             if (x && dy && ywant) {
-                float *y = fnew(N * C), *dx = fpre(N * C);
+                float *y = fnew(N * C), *dx = test_grad_buffer(N * C);
                 softmax_fwd(y, x, N, C);
                 softmax_bwd(dx, dy, y, N, C);
                 char w[64];
@@ -139,7 +125,7 @@ TEST(softmax_fixtures) {
                 snprintf(w, sizeof w, "%s y", cases[k]);
                 EXPECT_CLOSE(w, y, ywant, N * C, ACT_ATOL, ACT_RTOL);
                 snprintf(w, sizeof w, "%s dx", cases[k]);
-                expect_grad(w, dx, fx_f32(fx, N * C, "dx"), N * C, ACT_ATOL, ACT_RTOL);
+                EXPECT_GRAD(w, dx, fx_f32(fx, N * C, "dx"), N * C, ACT_ATOL, ACT_RTOL);
                 free(y), free(dx);
             }
         }

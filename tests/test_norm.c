@@ -18,28 +18,14 @@
 #include "gradcheck.h"
 #include "test.h"
 
-// Gradient buffers are pre-filled with GPRE before backward, so every check
+// Gradient buffers are pre-filled with TEST_GRAD_PRE before backward, so every check
 // also verifies the "+=" contract of ops.h.
-#define GPRE 0.25f
 
 static float *fnew(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 static float *fdup(const float *x, size_t n) {
     float *y = fnew(n);
     memcpy(y, x, n * sizeof(float));
     return y;
-}
-static float *fpre(size_t n) {
-    float *y = fnew(n);
-    for (size_t i = 0; i < n; i++) y[i] = GPRE;
-    return y;
-}
-// Compares an accumulated gradient buffer (started at GPRE) with want.
-static void expect_grad(const char *what, const float *got, const float *want, size_t n, double atol, double rtol) {
-    if (!want) return;
-    float *g = fnew(n);
-    for (size_t i = 0; i < n; i++) g[i] = got[i] - GPRE;  // exact to ~3e-8 for |got| ~ 1
-    expect_close_(__FILE__, __LINE__, what, g, want, n, atol, rtol);
-    free(g);
 }
 
 // Fixture tolerances. Forward: each output is a handful of fp32 operations on
@@ -69,7 +55,7 @@ TEST(groupnorm_fixtures) {
         float *dy = fx_f32(fx, n, "dy");
         if (!x || !gamma || !beta || !dy) { fx_close(fx); continue; }
         float *y = fnew(n), *mean = fnew((size_t)B * G), *rstd = fnew((size_t)B * G);
-        float *dx = fpre(n), *dg = fpre(C), *db = fpre(C);
+        float *dx = test_grad_buffer(n), *dg = test_grad_buffer(C), *db = test_grad_buffer(C);
         groupnorm_fwd(y, mean, rstd, x, gamma, beta, B, HW, C, G, eps, silu);
         groupnorm_bwd(dx, dg, db, dy, x, mean, rstd, gamma, beta, B, HW, C, G, silu);
         char w[128];
@@ -83,11 +69,11 @@ TEST(groupnorm_fixtures) {
         // the offset case has rstd ~10: gradients w.r.t. x scale with rstd, so tolerances scale by rstd too
         double sc = strstr(cases[k], "off") ? 10.0 : 1.0;
         snprintf(w, sizeof w, "%s dx", cases[k]);
-        expect_grad(w, dx, fx_f32(fx, n, "dx"), n, BWD_ATOL * sc, BWD_RTOL);
+        EXPECT_GRAD(w, dx, fx_f32(fx, n, "dx"), n, BWD_ATOL * sc, BWD_RTOL);
         snprintf(w, sizeof w, "%s dgamma", cases[k]);
-        expect_grad(w, dg, fx_f32(fx, C, "dgamma"), C, BWD_ATOL, BWD_RTOL);
+        EXPECT_GRAD(w, dg, fx_f32(fx, C, "dgamma"), C, BWD_ATOL, BWD_RTOL);
         snprintf(w, sizeof w, "%s dbeta", cases[k]);
-        expect_grad(w, db, fx_f32(fx, C, "dbeta"), C, BWD_ATOL, BWD_RTOL);
+        EXPECT_GRAD(w, db, fx_f32(fx, C, "dbeta"), C, BWD_ATOL, BWD_RTOL);
         free(y), free(mean), free(rstd), free(dx), free(dg), free(db);
         fx_close(fx);
     }
@@ -107,7 +93,7 @@ TEST(layernorm_fixtures) {
         float *dy = fx_f32(fx, n, "dy");
         if (!x || !gamma || !beta || !dy) { fx_close(fx); continue; }
         float *y = fnew(n), *mean = fnew(N), *rstd = fnew(N);
-        float *dx = fpre(n), *dg = fpre(C), *db = fpre(C);
+        float *dx = test_grad_buffer(n), *dg = test_grad_buffer(C), *db = test_grad_buffer(C);
         layernorm_fwd(y, mean, rstd, x, gamma, beta, N, C, eps);
         layernorm_bwd(dx, dg, db, dy, x, mean, rstd, gamma, N, C);
         char w[128];
@@ -118,11 +104,11 @@ TEST(layernorm_fixtures) {
         snprintf(w, sizeof w, "%s rstd", cases[k]);
         EXPECT_CLOSE(w, rstd, fx_f32(fx, N, "rstd"), N, FWD_ATOL, FWD_RTOL);
         snprintf(w, sizeof w, "%s dx", cases[k]);
-        expect_grad(w, dx, fx_f32(fx, n, "dx"), n, BWD_ATOL, BWD_RTOL);
+        EXPECT_GRAD(w, dx, fx_f32(fx, n, "dx"), n, BWD_ATOL, BWD_RTOL);
         snprintf(w, sizeof w, "%s dgamma", cases[k]);
-        expect_grad(w, dg, fx_f32(fx, C, "dgamma"), C, BWD_ATOL, BWD_RTOL);
+        EXPECT_GRAD(w, dg, fx_f32(fx, C, "dgamma"), C, BWD_ATOL, BWD_RTOL);
         snprintf(w, sizeof w, "%s dbeta", cases[k]);
-        expect_grad(w, db, fx_f32(fx, C, "dbeta"), C, BWD_ATOL, BWD_RTOL);
+        EXPECT_GRAD(w, db, fx_f32(fx, C, "dbeta"), C, BWD_ATOL, BWD_RTOL);
         free(y), free(mean), free(rstd), free(dx), free(dg), free(db);
         fx_close(fx);
     }
@@ -144,7 +130,7 @@ TEST(batchnorm_fixtures) {
         if (!x || !dy || !rm0 || !rv0 || (affine && (!gamma || !beta))) { fx_close(fx); continue; }
         EXPECT(affine || !fx_has(fx, "gamma"), "%s", cases[k]);
         float *y = fnew(n), *mean = fnew(C), *rstd = fnew(C), *rm = fdup(rm0, C), *rv = fdup(rv0, C);
-        float *dx = fpre(n), *dg = fpre(C), *db = fpre(C);
+        float *dx = test_grad_buffer(n), *dg = test_grad_buffer(C), *db = test_grad_buffer(C);
         char w[128];
         if (training) {
             batchnorm_fwd_train(y, mean, rstd, rm, rv, x, gamma, beta, N, C, eps, momentum);
@@ -165,14 +151,14 @@ TEST(batchnorm_fixtures) {
         snprintf(w, sizeof w, "%s y", cases[k]);
         EXPECT_CLOSE(w, y, fx_f32(fx, n, "y"), n, FWD_ATOL, FWD_RTOL);
         snprintf(w, sizeof w, "%s dx", cases[k]);
-        expect_grad(w, dx, fx_f32(fx, n, "dx"), n, BWD_ATOL, BWD_RTOL);
+        EXPECT_GRAD(w, dx, fx_f32(fx, n, "dx"), n, BWD_ATOL, BWD_RTOL);
         if (affine) {
             snprintf(w, sizeof w, "%s dgamma", cases[k]);
-            expect_grad(w, dg, fx_f32(fx, C, "dgamma"), C, BWD_ATOL, BWD_RTOL);
+            EXPECT_GRAD(w, dg, fx_f32(fx, C, "dgamma"), C, BWD_ATOL, BWD_RTOL);
             snprintf(w, sizeof w, "%s dbeta", cases[k]);
-            expect_grad(w, db, fx_f32(fx, C, "dbeta"), C, BWD_ATOL, BWD_RTOL);
+            EXPECT_GRAD(w, db, fx_f32(fx, C, "dbeta"), C, BWD_ATOL, BWD_RTOL);
         } else {
-            for (int c = 0; c < C; c++) EXPECT(dg[c] == GPRE && db[c] == GPRE, "NULL grads must stay untouched");
+            for (int c = 0; c < C; c++) EXPECT(dg[c] == TEST_GRAD_PRE && db[c] == TEST_GRAD_PRE, "NULL grads must stay untouched");
         }
         free(y), free(mean), free(rstd), free(rm), free(rv), free(dx), free(dg), free(db);
         fx_close(fx);
