@@ -97,7 +97,14 @@ bench-cpu: deps
 $(B)/bench_cpu: tools/bench/bench_cpu.c $(B)/libarc2face.a
 	$(CC) $(CFLAGS) $< $(B)/libarc2face.a -lopenblas $(LDLIBS) -o $@
 
+# `make bench`: the CPU benchmark, then, when nvcc exists and nvidia-smi sees a GPU,
+# the CUDA kernels' benchmark (tools/bench/bench_cuda.c: GB/s and %DRAM, GEMM TFLOP/s).
 bench: bench-cpu
+	@if [ -n "$(NVCC)" ] && nvidia-smi -L >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(B)/bench_cuda && $(B)/bench_cuda; \
+	else echo "bench: no nvcc or no GPU (nvidia-smi -L failed): CUDA benchmark skipped"; fi
+$(B)/bench_cuda: tools/bench/bench_cuda.c $(B)/libarc2face_cuda.a $(B)/libarc2face.a
+	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $< $(B)/libarc2face_cuda.a $(B)/libarc2face.a $(CUDA_LIBS) $(LDLIBS) -o $@
 
 # Fuzz the safetensors header parser (libFuzzer via clang) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

@@ -102,6 +102,19 @@ TEST(simt_api) {
 
 TEST(simt_bf16) { expect_pass("bf16", ""); }
 
+// nvcuda::wmma (include/mma.h): bf16 / f16 / tf32 / f64 WMMA GEMMs vs a CPU loop,
+// built with ASan (lanes read each other's fragments on their fiber stacks).
+TEST(simt_wmma) {
+    expect_pass("wmma", "ASAN_OPTIONS=detect_leaks=0");
+    expect_pass("wmma", "ASAN_OPTIONS=detect_leaks=0 SIMT_SHUFFLE=4");
+}
+
+// The cuBLAS / cuBLASLt stand-in (simt_cublas.cpp) against a naive column-major loop.
+TEST(simt_cublas) {
+    expect_pass("cublas", "");
+    expect_pass("cublas", "OMP_NUM_THREADS=1");
+}
+
 // The kernel without its barrier is right in index order, wrong for some shuffle seed;
 // with the barrier it is right under every seed; a seed reproduces its result.
 TEST(simt_shuffle_exposes_missing_barrier) {

@@ -12,6 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // ---------------------------------------------------------------- gemm.c
 // Row-major C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C.
 // op(A) = A (ta=0, A is [M,K] with leading dim lda) or A^T (ta=1, A is [K,M]).
@@ -178,3 +182,7 @@ void l2norm_bwd(float *dx, const float *dy, const float *x, int N, int D, float 
 void cosine_sim_fwd(float *y, const float *a, const float *b, int N, int D, float eps);
 void cosine_sim_bwd(float *da, float *db, const float *dy, const float *a, const float *b, int N, int D,
                     float eps);
+
+#ifdef __cplusplus
+}
+#endif

@@ -18,5 +18,6 @@ b reduce $T/reduce.cu & b oob --asan $T/oob.cu & wait
 b reduce_asan --asan $T/reduce.cu & b transpose $T/transpose.cu & wait
 b warp $T/warp.cu & b histogram $T/histogram.cu & wait
 b race $T/race.cu & b api $T/api.cu & wait
-b bf16 $T/bf16.cu kernels/tensor.c kernels/common.c
+b bf16 $T/bf16.cu kernels/tensor.c kernels/common.c & b cublas $T/cublas.cu & wait
+b wmma --asan $T/wmma.cu
 exit 0

@@ -1,0 +1,192 @@
+// attention.cu: plain multi-head attention on cuBLAS batched GEMMs (see attention.h).
+//
+// For each batch element b (the heads of one b are one strided batch: head h of a
+// view starts h*D elements in, rows are q_st apart):
+//   forward:  S [H,Nq,Nk] = scale Q K^T                 (GEMM, fp32 output)
+//             P = softmax(S) (causal keys j > i masked), lse = max + log(sum exp)
+//                                                       (one block per row, P in T)
+//             O = P V                                   (GEMM, T output)
+//   backward: S again; P = exp(S - lse) (T);  dV += P^T dO;  dP = dO V^T (fp32);
+//             dS = scale * P * (dP - Di), Di = rowsum(dO * O)  (P recomputed in fp32);
+//             dQ += dS K;  dK += dS^T Q                 (GEMMs with beta = 1, T output)
+// Scratch per b in dev_workspace(): S and dP (float) and P / dS (T), H*Nq*Nk each.
+// In bf16 the GEMM operands P and dS are rounded to bf16 (as a flash kernel does).
+// Row reductions are block-wide in a fixed order: deterministic.
+#include <math.h>
+
+#include "attention.h"
+#include "common.cuh"
+#include "device.h"
+#include "gemm.h"
+
+#define ROW_THREADS 128
+
+namespace {
+
+// Block-wide max / sum of ROW_THREADS values in a fixed order; every thread gets the result.
+__device__ float block_max(float v, float *sh) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float r = sh[0];
+    for (int w = 1; w < ROW_THREADS / 32; w++) r = fmaxf(r, sh[w]);
+    __syncthreads();  // sh is reused by the next reduction
+    return r;
+}
+
+__device__ float block_sum(float v, float *sh) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float r = sh[0];
+    for (int w = 1; w < ROW_THREADS / 32; w++) r += sh[w];
+    __syncthreads();
+    return r;
+}
+
+// Rows of S [H*Nq, Nk] (row = h*Nq + i): P (T) = softmax, lse [H*Nq] = max + log(sum).
+template <typename T>
+__global__ void __launch_bounds__(ROW_THREADS)
+    softmax_rows_kernel(T *__restrict__ P, float *__restrict__ lse, const float *__restrict__ S, int Nq, int Nk,
+                        int causal) {
+    __shared__ float sh[ROW_THREADS / 32];
+    const size_t row = blockIdx.x;
+    const int i = (int)(row % Nq);
+    const int jn = causal ? min(Nk, i + 1) : Nk;  // keys [0, jn) are visible
+    const float *s = S + row * Nk;
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j < jn; j += ROW_THREADS) m = fmaxf(m, s[j]);
+    m = block_max(m, sh);
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < jn; j += ROW_THREADS) sum += expf(s[j] - m);
+    sum = block_sum(sum, sh);
+    const float inv = 1.0f / sum;
+    T *p = P + row * Nk;
+    for (int j = threadIdx.x; j < Nk; j += ROW_THREADS) p[j] = from_f32<T>(j < jn ? expf(s[j] - m) * inv : 0.0f);
+    if (threadIdx.x == 0) lse[row] = m + logf(sum);
+}
+
+// P [H*Nq*Nk] (T) = exp(S - lse[row]), 0 for masked keys.
+template <typename T>
+__global__ void probs_kernel(T *__restrict__ P, const float *__restrict__ S, const float *__restrict__ lse, int Nq,
+                             int Nk, size_t n, int causal) {
+    GRID_STRIDE(idx, n) {
+        const size_t row = idx / Nk;
+        const int j = (int)(idx % Nk), i = (int)(row % Nq);
+        P[idx] = from_f32<T>(causal && j > i ? 0.0f : expf(S[idx] - lse[row]));
+    }
+}
+
+// Row (h, i): Di = dO_i . O_i, then dS_j (T) = scale * P_j * (dP_j - Di), P_j = exp(S_j - lse).
+// dout, o: head-0 row-0 pointers of batch element b (strides o_st per row, D per head).
+template <typename T>
+__global__ void __launch_bounds__(ROW_THREADS)
+    dscores_kernel(T *__restrict__ dS, const float *__restrict__ S, const float *__restrict__ dP,
+                   const float *__restrict__ lse, const T *__restrict__ dout, const T *__restrict__ o, long o_st,
+                   int Nq, int Nk, int D, int causal, float scale) {
+    __shared__ float sh[ROW_THREADS / 32];
+    const size_t row = blockIdx.x;
+    const int h = (int)(row / Nq), i = (int)(row % Nq);
+    const T *g = dout + (size_t)i * o_st + (size_t)h * D, *y = o + (size_t)i * o_st + (size_t)h * D;
+    float di = 0.0f;
+    for (int d = threadIdx.x; d < D; d += ROW_THREADS) di += to_f32(g[d]) * to_f32(y[d]);
+    di = block_sum(di, sh);
+    const float l = lse[row];
+    const int jn = causal ? min(Nk, i + 1) : Nk;
+    const float *s = S + row * Nk, *dp = dP + row * Nk;
+    T *ds = dS + row * Nk;
+    for (int j = threadIdx.x; j < Nk; j += ROW_THREADS)
+        ds[j] = from_f32<T>(j < jn ? scale * expf(s[j] - l) * (dp[j] - di) : 0.0f);
+}
+
+bool fits_int(long x) { return x >= 0 && x <= 0x7fffffffL; }
+
+bool shape_ok(const AttnShape *s) {
+    return s->B >= 1 && s->H >= 1 && s->Nq >= 1 && s->Nk >= 1 && s->D >= 1 && fits_int(s->q_st) &&
+           fits_int(s->k_st) && fits_int(s->v_st) && fits_int(s->o_st) && s->q_st >= (long)s->H * s->D &&
+           s->k_st >= (long)s->H * s->D && s->v_st >= (long)s->H * s->D && s->o_st >= (long)s->H * s->D;
+}
+
+}  // namespace
+
+extern "C" int cuda_attention_fwd(DType dt, void *o, float *lse, const void *q, const void *k, const void *v,
+                                  const AttnShape *s, cudaStream_t st) {
+    if (!shape_ok(s)) return (int)cudaErrorInvalidValue;
+    const int H = s->H, Nq = s->Nq, Nk = s->Nk, D = s->D;
+    const float scale = 1.0f / sqrtf((float)D);
+    const size_t hnn = (size_t)H * Nq * Nk;
+    DISPATCH_T(dt, {
+        const size_t s_bytes = (hnn * sizeof(float) + 255) & ~(size_t)255;
+        char *ws = (char *)dev_workspace(s_bytes + hnn * sizeof(T));
+        if (!ws) return (int)cudaErrorMemoryAllocation;
+        float *S = (float *)ws;     // [H, Nq, Nk]
+        T *P = (T *)(ws + s_bytes);  // [H, Nq, Nk]
+        for (int b = 0; b < s->B; b++) {
+            const T *qb = (const T *)q + (size_t)b * s->q_sb, *kb = (const T *)k + (size_t)b * s->k_sb;
+            const T *vb = (const T *)v + (size_t)b * s->v_sb;
+            T *ob = (T *)o + (size_t)b * s->o_sb;
+            int rc = cuda_gemm_batched_f32out(dt, 0, 1, Nq, Nk, D, scale, qb, (int)s->q_st, D, kb, (int)s->k_st, D,
+                                              0.0f, S, Nk, (long)Nq * Nk, H, st);  // S = scale Q K^T
+            if (rc) return rc;
+            softmax_rows_kernel<T><<<(unsigned)(H * Nq), ROW_THREADS, 0, st>>>(P, lse + (size_t)b * H * Nq, S, Nq,
+                                                                               Nk, s->causal);
+            if ((rc = (int)cudaGetLastError())) return rc;
+            rc = cuda_gemm_batched(dt, 0, 0, Nq, D, Nk, 1.0f, P, Nk, (long)Nq * Nk, vb, (int)s->v_st, D, 0.0f, ob,
+                                   (int)s->o_st, D, H, st);  // O = P V
+            if (rc) return rc;
+        }
+    });
+    return (int)cudaGetLastError();
+}
+
+extern "C" int cuda_attention_bwd(DType dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
+                                  const void *k, const void *v, const void *o, const float *lse, const AttnShape *s,
+                                  cudaStream_t st) {
+    if (!shape_ok(s)) return (int)cudaErrorInvalidValue;
+    if (!dq && !dk && !dv) return (int)cudaGetLastError();
+    const int H = s->H, Nq = s->Nq, Nk = s->Nk, D = s->D;
+    const float scale = 1.0f / sqrtf((float)D);
+    const size_t hnn = (size_t)H * Nq * Nk;
+    const long snn = (long)Nq * Nk;
+    DISPATCH_T(dt, {
+        const size_t f_bytes = (hnn * sizeof(float) + 255) & ~(size_t)255;
+        char *ws = (char *)dev_workspace(2 * f_bytes + hnn * sizeof(T));
+        if (!ws) return (int)cudaErrorMemoryAllocation;
+        float *S = (float *)ws, *dP = (float *)(ws + f_bytes);  // [H, Nq, Nk]
+        T *P = (T *)(ws + 2 * f_bytes);                          // [H, Nq, Nk]: P, then dS
+        for (int b = 0; b < s->B; b++) {
+            const T *qb = (const T *)q + (size_t)b * s->q_sb, *kb = (const T *)k + (size_t)b * s->k_sb;
+            const T *vb = (const T *)v + (size_t)b * s->v_sb, *ob = (const T *)o + (size_t)b * s->o_sb;
+            const T *gb = (const T *)dout + (size_t)b * s->o_sb;
+            const float *lb = lse + (size_t)b * H * Nq;
+            int rc = cuda_gemm_batched_f32out(dt, 0, 1, Nq, Nk, D, scale, qb, (int)s->q_st, D, kb, (int)s->k_st, D,
+                                              0.0f, S, Nk, snn, H, st);  // S = scale Q K^T
+            if (rc) return rc;
+            if (dv) {
+                probs_kernel<T><<<grid_for(hnn, 256), 256, 0, st>>>(P, S, lb, Nq, Nk, hnn, s->causal);
+                if ((rc = (int)cudaGetLastError())) return rc;
+                // dV [Nk, D] += P^T [Nk, Nq] dO [Nq, D]
+                rc = cuda_gemm_batched(dt, 1, 0, Nk, D, Nq, 1.0f, P, Nk, snn, gb, (int)s->o_st, D, 1.0f,
+                                       (T *)dv + (size_t)b * s->v_sb, (int)s->v_st, D, H, st);
+                if (rc) return rc;
+            }
+            if (!dq && !dk) continue;
+            // dP [Nq, Nk] = dO [Nq, D] V^T
+            rc = cuda_gemm_batched_f32out(dt, 0, 1, Nq, Nk, D, 1.0f, gb, (int)s->o_st, D, vb, (int)s->v_st, D, 0.0f,
+                                          dP, Nk, snn, H, st);
+            if (rc) return rc;
+            dscores_kernel<T><<<(unsigned)(H * Nq), ROW_THREADS, 0, st>>>(P, S, dP, lb, gb, ob, s->o_st, Nq, Nk, D,
+                                                                          s->causal, scale);
+            if ((rc = (int)cudaGetLastError())) return rc;
+            // dQ [Nq, D] += dS [Nq, Nk] K [Nk, D]  (scale is inside dS)
+            if (dq && (rc = cuda_gemm_batched(dt, 0, 0, Nq, D, Nk, 1.0f, P, Nk, snn, kb, (int)s->k_st, D, 1.0f,
+                                              (T *)dq + (size_t)b * s->q_sb, (int)s->q_st, D, H, st)))
+                return rc;
+            // dK [Nk, D] += dS^T [Nk, Nq] Q [Nq, D]
+            if (dk && (rc = cuda_gemm_batched(dt, 1, 0, Nk, D, Nq, 1.0f, P, Nk, snn, qb, (int)s->q_st, D, 1.0f,
+                                              (T *)dk + (size_t)b * s->k_sb, (int)s->k_st, D, H, st)))
+                return rc;
+        }
+    });
+    return (int)cudaGetLastError();
+}

@@ -1,0 +1,31 @@
+// attention.h: plain C interface to the plain CUDA multi-head attention
+// (kernels/cuda/attention.cu), mirroring attention_fwd / attention_bwd of
+// kernels/cpu/ops.h: the same AttnShape strided views (q element (b, i, h, d) at
+// q[b*q_sb + i*q_st + h*D + d]; k, v with Nk keys; o and dout [B, Nq, H*D] with
+// o_sb, o_st), scale 1/sqrt(D), causal masks key j > i, lse [B, H, Nq] saved.
+//
+// Device pointers; q, k, v, o, dout, dq, dk, dv are T = dt (DT_F32 or DT_BF16), lse is
+// float. Backward ADDS into dq, dk, dv (strides of q, k, v; NULL = not needed) and
+// recomputes the probabilities from lse. Scores go through cuBLAS batched GEMMs
+// with B*H*Nq*Nk-sized scratch per batch element (issue 4 replaces this with a flash
+// kernel). Deterministic. Return 0 or a cudaError_t value.
+#pragma once
+#include "../tensor.h"
+
+typedef struct CUstream_st *cudaStream_t;  // same typedef as the CUDA runtime's
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#include "../cpu/ops.h"
+
+// o [B,Nq,H*D] (T, strided), lse [B,H,Nq] (float) from q [B,Nq,H*D], k, v [B,Nk,H*D] (T, strided).
+int cuda_attention_fwd(DType dt, void *o, float *lse, const void *q, const void *k, const void *v,
+                       const AttnShape *s, cudaStream_t st);
+// dq, dk, dv (T, strides of q, k, v) +=; dout and o have o's strides; lse [B,H,Nq] from the forward.
+int cuda_attention_bwd(DType dt, void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k,
+                       const void *v, const void *o, const float *lse, const AttnShape *s, cudaStream_t st);
+
+#ifdef __cplusplus
+}
+#endif
