@@ -115,6 +115,12 @@ TEST(simt_cublas) {
     expect_pass("cublas", "OMP_NUM_THREADS=1");
 }
 
+// Ordinary CUDA programs in the style of the CUDA samples build and run unchanged.
+TEST(simt_cuda_samples) {
+    expect_pass("vector_add", "");
+    expect_pass("matrix_mul", "SIMT_SHUFFLE=2");
+}
+
 // The kernel without its barrier is right in index order, wrong for some shuffle seed;
 // with the barrier it is right under every seed; a seed reproduces its result.
 TEST(simt_shuffle_exposes_missing_barrier) {

@@ -1,19 +1,51 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build needs, only those missing (idempotent;
-# no network use when everything is present). `--bench` adds OpenBLAS, used by
-# `make bench-cpu` as the reference GEMM only.
+# Installs the Debian packages the project needs, only those missing
+# (idempotent; no network use when everything is present).
+#   tools/deps.sh            build + test packages
+#   tools/deps.sh --bench    OpenBLAS, the reference GEMM of `make bench-cpu`
+#   tools/deps.sh --download DIR   fetch the .debs of the build packages into DIR
+#                            (for an offline machine, e.g. the GPU box: copy DIR
+#                            there as .debs/ and this script unpacks them)
+# Packages the current build links against are required; the others (HDF5,
+# libpng, libjpeg-turbo, OpenMPI, clang for `make fuzz`) are installed when a
+# package server is reachable and only warned about when it is not.
 set -euo pipefail
-pkgs=(gcc g++ make libc6-dev perl libcjson-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev libhdf5-dev
-      libopenmpi-dev openmpi-bin clang libclang-rt-14-dev)
-[ "${1:-}" = "--bench" ] && pkgs=(libopenblas-dev)
-missing=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "deps: installing ${missing[*]}"
+cd "$(dirname "$0")/.."
+required=(gcc g++ make perl libc6-dev libcjson-dev libcjson1)
+optional=(zlib1g-dev libpng-dev libjpeg62-turbo-dev libhdf5-dev libopenmpi-dev openmpi-bin clang libclang-rt-14-dev)
+case "${1:-}" in
+    --bench) required=(libopenblas-dev); optional=() ;;
+    --download)
+        mkdir -p "$2"
+        (cd "$2" && apt-get download libcjson1 libcjson-dev)
+        exit 0 ;;
+esac
+missing() {
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"
+    done
+}
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+mapfile -t need < <(missing "${required[@]}" "${optional[@]}")
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "deps: installing ${need[*]}"
+if $SUDO apt-get update -qq >/dev/null 2>&1 &&
+    $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; then
+    exit 0
+fi
+# Offline: unpack bundled .debs (tools/deps.sh --download .debs on a connected machine).
+if compgen -G ".debs/*.deb" >/dev/null; then
+    echo "deps: no package server; installing from .debs/"
+    $SUDO dpkg -i .debs/*.deb >/dev/null || true
+fi
+mapfile -t still < <(missing "${required[@]}")
+if [ ${#still[@]} -gt 0 ]; then
+    echo "deps: error: cannot install required packages: ${still[*]}" >&2
+    exit 1
+fi
+mapfile -t opt < <(missing "${optional[@]}")
+[ ${#opt[@]} -gt 0 ] && echo "deps: warning: not installed (not needed by the current build): ${opt[*]}"
+exit 0

@@ -20,6 +20,13 @@
 #include <type_traits>
 #include <utility>
 
+// CUDA declares the classification functions in the global namespace for
+// device code; <cmath> puts them in std:: only.
+using std::isfinite;
+using std::isinf;
+using std::isnan;
+using std::signbit;
+
 #define SIMT_EMULATOR 1
 #ifndef __CUDACC__
 #define __CUDACC__ 1
