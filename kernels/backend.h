@@ -33,6 +33,7 @@ typedef struct Backend {
     int (*download)(void *dst, const void *src, size_t bytes);  // backend memory -> host
     int (*memset)(void *dst, int byte, size_t bytes);
     int (*sync)(void);
+    cudaStream_t (*default_stream)(void);  // NULL on the CPU
     const char *(*status_str)(int status);
     // philox fills of float buffers (kernels/rng.h streams)
     int (*philox_fill_uniform)(float *x, size_t n, uint64_t seed, uint64_t offset, cudaStream_t s);

@@ -19,6 +19,20 @@ int params_find(const ParamTable *t, const char *name) {
 }
 
 int params_add(ParamTable *t, const char *name, int ndim, const int64_t *shape) {
+    return params_add_ex(t, name, ndim, shape, PARAM_PLAIN, 1);
+}
+
+void params_file_shape(const ParamEntry *e, int64_t *shape) {
+    for (int i = 0; i < e->ndim; i++) shape[i] = e->shape[i];
+    if (e->layout == PARAM_CONV) {  // ours [O, KH, KW, I] -> file [O, I, KH, KW]
+        shape[1] = e->shape[3];
+        shape[2] = e->shape[1];
+        shape[3] = e->shape[2];
+    }
+}
+
+int params_add_ex(ParamTable *t, const char *name, int ndim, const int64_t *shape, int layout, int trainable) {
+    CHECK(layout == PARAM_PLAIN || (layout == PARAM_CONV && ndim == 4));
     CHECK(strlen(name) < PARAM_NAME_MAX);
     CHECK(ndim >= 0 && ndim <= TENSOR_MAX_DIMS);
     CHECKM(params_find(t, name) < 0, name);
@@ -30,6 +44,8 @@ int params_add(ParamTable *t, const char *name, int ndim, const int64_t *shape) 
     ParamEntry *e = &t->entries[t->count];
     memset(e, 0, sizeof *e);
     strcpy(e->name, name);
+    e->layout = layout;
+    e->trainable = trainable;
     e->ndim = ndim;
     e->numel = 1;
     for (int i = 0; i < ndim; i++) {

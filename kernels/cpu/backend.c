@@ -32,6 +32,9 @@ static int cpu_memset(void *dst, int byte, size_t bytes) {
 static int cpu_sync(void) {
     return 0;
 }
+static cudaStream_t cpu_stream(void) {
+    return NULL;
+}
 static const char *cpu_status_str(int st) {
     switch (st) {
         case CPU_ST_OK:
@@ -499,6 +502,7 @@ static const Backend g_cpu = {
     .download = cpu_copy,
     .memset = cpu_memset,
     .sync = cpu_sync,
+    .default_stream = cpu_stream,
     .status_str = cpu_status_str,
     .philox_fill_uniform = cpu_fill_uniform,
     .philox_fill_normal = cpu_fill_normal,

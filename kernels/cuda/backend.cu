@@ -33,6 +33,7 @@ static void fill_table(void) {
     g_cuda.download = dev_download;
     g_cuda.memset = dev_memset;
     g_cuda.sync = dev_sync;
+    g_cuda.default_stream = dev_stream;
     g_cuda.status_str = cuda_status_str;
     g_cuda.philox_fill_uniform = cuda_philox_fill_uniform;
     g_cuda.philox_fill_normal = cuda_philox_fill_normal;
