@@ -23,6 +23,18 @@ SIMTCC   := tools/simt/simtcc
 SIMT_DEPS := $(wildcard tools/simt/*.cpp tools/simt/*.pl tools/simt/include/*.h) $(SIMTCC)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lcublas -lstdc++
+# cuDNN (the "cudnn" path of kernels/cuda/conv2d.cu): cudnn.h in the CUDA include dir, else the pip
+# nvidia-cudnn package; without it the path is compiled out.
+ifneq ($(wildcard $(CUDA_HOME)/include/cudnn.h),)
+NVCCFLAGS += -DA2F_HAVE_CUDNN
+CUDA_LIBS += -lcudnn
+else ifneq ($(NVCC),)
+CUDNN_PIP := $(shell python3 -c 'import nvidia.cudnn as m; print(m.__path__[0])' 2>/dev/null)
+ifneq ($(and $(CUDNN_PIP),$(wildcard $(CUDNN_PIP)/include/cudnn.h)),)
+NVCCFLAGS += -DA2F_HAVE_CUDNN -I$(CUDNN_PIP)/include
+CUDA_LIBS += -L$(CUDNN_PIP)/lib -l:libcudnn.so.9 -Wl,-rpath,$(CUDNN_PIP)/lib
+endif
+endif
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)

@@ -109,6 +109,24 @@ TEST(simt_wmma) {
     expect_pass("wmma", "ASAN_OPTIONS=detect_leaks=0 SIMT_SHUFFLE=4");
 }
 
+// kernels/cuda/mma.cuh under the emulator (include/simt_mma.h): ldmatrix / mma.sync /
+// cp.async layouts lane by lane, and a cp.async double-buffered ldmatrix + mma GEMM vs a
+// CPU loop (built with ASan: zero-fill rows read nothing). A pipeline that leaves out
+// cp_async_wait, or waits for one group too few, must give a wrong result.
+TEST(simt_mma) {
+    expect_pass("mma", "ASAN_OPTIONS=detect_leaks=0");
+    expect_pass("mma", "ASAN_OPTIONS=detect_leaks=0 SIMT_SHUFFLE=6");
+    char out[4096];
+    const char *envs[2] = {"ASAN_OPTIONS=detect_leaks=0", "ASAN_OPTIONS=detect_leaks=0 SIMT_SHUFFLE=6"};
+    const char *modes[2] = {"nowait", "waitcount"};
+    for (int e = 0; e < 2; e++)
+        for (int m = 0; m < 2; m++) {
+            int rc = run_prog(envs[e], "mma", modes[m], out, sizeof out);
+            EXPECT(rc == 1, "mma %s (%s) should report a wrong result (exit 1), exited %d:\n%s", modes[m], envs[e],
+                   rc, out);
+        }
+}
+
 // The cuBLAS / cuBLASLt stand-in (simt_cublas.cpp) against a naive column-major loop.
 TEST(simt_cublas) {
     expect_pass("cublas", "");

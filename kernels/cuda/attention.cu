@@ -1,4 +1,6 @@
-// attention.cu: plain multi-head attention on cuBLAS batched GEMMs (see attention.h).
+// attention.cu: multi-head attention launchers (see attention.h): the dispatch between
+// the flash kernels (flash_attn.cu) and the plain path below (at the end of this file),
+// and the plain path itself, on cuBLAS batched GEMMs.
 //
 // For each batch element b (the heads of one b are one strided batch: head h of a
 // view starts h*D elements in, rows are q_st apart):
@@ -13,10 +15,14 @@
 // In bf16 the GEMM operands P and dS are rounded to bf16 (as a flash kernel does).
 // Row reductions are block-wide in a fixed order: deterministic.
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "attention.h"
 #include "common.cuh"
 #include "device.h"
+#include "flash_attn.h"
 #include "gemm.h"
 
 #define ROW_THREADS 128
@@ -109,8 +115,8 @@ bool shape_ok(const AttnShape *s) {
 
 }  // namespace
 
-extern "C" int cuda_attention_fwd(DType dt, void *o, float *lse, const void *q, const void *k, const void *v,
-                                  const AttnShape *s, cudaStream_t st) {
+static int plain_fwd(DType dt, void *o, float *lse, const void *q, const void *k, const void *v, const AttnShape *s,
+                     cudaStream_t st) {
     if (!shape_ok(s)) return (int)cudaErrorInvalidValue;
     const int H = s->H, Nq = s->Nq, Nk = s->Nk, D = s->D;
     const float scale = 1.0f / sqrtf((float)D);
@@ -139,9 +145,8 @@ extern "C" int cuda_attention_fwd(DType dt, void *o, float *lse, const void *q, 
     return (int)cudaGetLastError();
 }
 
-extern "C" int cuda_attention_bwd(DType dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
-                                  const void *k, const void *v, const void *o, const float *lse, const AttnShape *s,
-                                  cudaStream_t st) {
+static int plain_bwd(DType dt, void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k,
+                     const void *v, const void *o, const float *lse, const AttnShape *s, cudaStream_t st) {
     if (!shape_ok(s)) return (int)cudaErrorInvalidValue;
     if (!dq && !dk && !dv) return (int)cudaGetLastError();
     const int H = s->H, Nq = s->Nq, Nk = s->Nk, D = s->D;
@@ -189,4 +194,181 @@ extern "C" int cuda_attention_bwd(DType dt, void *dq, void *dk, void *dv, const 
         }
     });
     return (int)cudaGetLastError();
+}
+
+// ---------------------------------------------------------------- dispatch
+// Paths: "flash" (flash_attn.cu: bf16, D in {40, 64, 80, 160}, 16-byte aligned
+// views), "plain" (above: any dtype and shape), "cudnn" (not built into the
+// library: see attention.h). A2F_ATTN = auto (default) | flash | plain | cudnn
+// is read at every call. A forced path whose preconditions fail falls back to
+// the plain one. auto: under the emulator, flash whenever it applies; on a GPU
+// the first call per shape (and direction) times every applicable candidate
+// once on the caller's stream and caches the fastest (backward candidates add
+// into scratch gradient buffers, so the caller's gradients are added once);
+// shapes with more than 2^24 scores per batch element take flash untimed.
+enum { PATH_PLAIN = 0, PATH_FLASH = 1, PATH_CUDNN = 2 };
+static const char *const path_names[] = {"plain", "flash", "cudnn"};
+
+static int env_mode(void) {  // -1 = auto
+    const char *e = getenv("A2F_ATTN");
+    if (!e || !*e || !strcmp(e, "auto")) return -1;
+    if (!strcmp(e, "flash")) return PATH_FLASH;
+    if (!strcmp(e, "plain")) return PATH_PLAIN;
+    if (!strcmp(e, "cudnn")) {
+        static int warned = 0;
+        if (!warned) fprintf(stderr, "A2F_ATTN=cudnn: no cuDNN SDPA path in this build; using auto\n");
+        warned = 1;
+        return -1;
+    }
+    static int warned_bad = 0;
+    if (!warned_bad) fprintf(stderr, "A2F_ATTN=%s: unknown (auto|flash|plain|cudnn); using auto\n", e);
+    warned_bad = 1;
+    return -1;
+}
+
+typedef struct {
+    int B, H, Nq, Nk, D, causal, bwd, path;
+    long q_st, k_st, v_st, o_st;
+} TuneEntry;
+#define TUNE_MAX 128
+static TuneEntry g_tune[TUNE_MAX];
+static int g_ntune = 0;
+
+static TuneEntry *tune_find(const AttnShape *s, int bwd) {
+    for (int i = 0; i < g_ntune; i++) {
+        TuneEntry *e = &g_tune[i];
+        if (e->B == s->B && e->H == s->H && e->Nq == s->Nq && e->Nk == s->Nk && e->D == s->D &&
+            e->causal == s->causal && e->bwd == bwd && e->q_st == s->q_st && e->k_st == s->k_st &&
+            e->v_st == s->v_st && e->o_st == s->o_st)
+            return e;
+    }
+    return NULL;
+}
+
+static void tune_store(const AttnShape *s, int bwd, int path) {
+    TuneEntry e = {s->B, s->H, s->Nq, s->Nk, s->D, s->causal, bwd, path, s->q_st, s->k_st, s->v_st, s->o_st};
+    if (g_ntune < TUNE_MAX) g_tune[g_ntune++] = e;
+    else g_tune[(s->Nq + s->Nk + s->D) % TUNE_MAX] = e;  // full: overwrite one (the choice is only a speed hint)
+}
+
+extern "C" const char *cuda_attention_path(const AttnShape *s, int bwd) {
+    const int mode = env_mode();
+    const int flash_ok = cuda_flash_attn_supported(DT_BF16, s, NULL, 0);
+    if (mode == PATH_PLAIN || (mode == PATH_FLASH && !flash_ok)) return "plain";
+    if (mode == PATH_FLASH) return "flash";
+    const TuneEntry *e = tune_find(s, bwd);
+    if (e) return path_names[e->path];
+    return flash_ok ? "flash" : "plain";  // what auto starts from (untimed)
+}
+
+// Milliseconds of one run of fn on stream st (after the runs before it); < 0 on error.
+#ifndef SIMT_EMULATOR
+template <class F>
+static float time_once(F fn, cudaStream_t st) {
+    cudaEvent_t a, b;
+    if (cudaEventCreate(&a) != cudaSuccess) return -1.0f;
+    if (cudaEventCreate(&b) != cudaSuccess) {
+        cudaEventDestroy(a);
+        return -1.0f;
+    }
+    float ms = -1.0f;
+    if (fn() == 0) {  // warm-up (module load, workspace growth)
+        cudaEventRecord(a, st);
+        int rc = fn();
+        cudaEventRecord(b, st);
+        if (rc == 0 && cudaEventSynchronize(b) == cudaSuccess) cudaEventElapsedTime(&ms, a, b);
+    }
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    cudaGetLastError();
+    return ms;
+}
+
+// Shapes whose plain path would need more than 2^24 scores of scratch per batch element
+// take flash untimed: it wins there, and timing plain would grow the workspace for good.
+static bool flash_obvious(const AttnShape *s) { return (double)s->H * s->Nq * s->Nk > (double)(1 << 24); }
+
+static bool capturing(cudaStream_t st) {
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    return cudaStreamIsCapturing(st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone;
+}
+
+// Elements spanned by a strided [B, N, H*D] view.
+static size_t view_extent(long sb, long st, int B, int N, int HD) {
+    return (size_t)(B - 1) * sb + (size_t)(N - 1) * st + HD;
+}
+#endif
+
+extern "C" int cuda_attention_fwd(DType dt, void *o, float *lse, const void *q, const void *k, const void *v,
+                                  const AttnShape *s, cudaStream_t st) {
+    const void *p[4] = {o, q, k, v};
+    const int flash_ok = cuda_flash_attn_supported(dt, s, p, 4);
+    const int mode = env_mode();
+    if (!flash_ok || mode == PATH_PLAIN) return plain_fwd(dt, o, lse, q, k, v, s, st);
+    if (mode == PATH_FLASH) return cuda_flash_attn_fwd(dt, o, lse, q, k, v, s, st);
+    const TuneEntry *e = tune_find(s, 0);
+    if (e) return e->path == PATH_FLASH ? cuda_flash_attn_fwd(dt, o, lse, q, k, v, s, st)
+                                        : plain_fwd(dt, o, lse, q, k, v, s, st);
+#ifdef SIMT_EMULATOR
+    tune_store(s, 0, PATH_FLASH);
+    return cuda_flash_attn_fwd(dt, o, lse, q, k, v, s, st);
+#else
+    if (flash_obvious(s)) tune_store(s, 0, PATH_FLASH);
+    if (capturing(st) || flash_obvious(s)) return cuda_flash_attn_fwd(dt, o, lse, q, k, v, s, st);
+    // every candidate writes the same o and lse, so the timing runs are the result
+    const float tp = time_once([&] { return plain_fwd(dt, o, lse, q, k, v, s, st); }, st);
+    const float tf = time_once([&] { return cuda_flash_attn_fwd(dt, o, lse, q, k, v, s, st); }, st);
+    const int path = tf >= 0.0f && (tp < 0.0f || tf <= tp) ? PATH_FLASH : PATH_PLAIN;
+    tune_store(s, 0, path);
+    return path == PATH_FLASH ? cuda_flash_attn_fwd(dt, o, lse, q, k, v, s, st)
+                              : plain_fwd(dt, o, lse, q, k, v, s, st);
+#endif
+}
+
+extern "C" int cuda_attention_bwd(DType dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
+                                  const void *k, const void *v, const void *o, const float *lse, const AttnShape *s,
+                                  cudaStream_t st) {
+    const void *p[8] = {dq, dk, dv, dout, q, k, v, o};
+    const int flash_ok = cuda_flash_attn_supported(dt, s, p, 8);
+    const int mode = env_mode();
+    if (!flash_ok || mode == PATH_PLAIN) return plain_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
+    if (mode == PATH_FLASH) return cuda_flash_attn_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
+    const TuneEntry *e = tune_find(s, 1);
+    if (e) return e->path == PATH_FLASH ? cuda_flash_attn_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st)
+                                        : plain_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
+#ifdef SIMT_EMULATOR
+    tune_store(s, 1, PATH_FLASH);
+    return cuda_flash_attn_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
+#else
+    if (flash_obvious(s)) tune_store(s, 1, PATH_FLASH);
+    else if (!capturing(st) && (dq || dk || dv)) {
+        // candidates add into scratch copies of the gradient views (same 16-byte alignment)
+        const int HD = s->H * s->D;
+        const size_t es = dtype_size(dt);
+        const size_t nq = view_extent(s->q_sb, s->q_st, s->B, s->Nq, HD);
+        const size_t nk = view_extent(s->k_sb, s->k_st, s->B, s->Nk, HD);
+        const size_t nv = view_extent(s->v_sb, s->v_st, s->B, s->Nk, HD);
+        char *scratch = NULL;
+        const size_t bytes = (nq + nk + nv) * es + 3 * 256;
+        if (cudaMalloc((void **)&scratch, bytes) == cudaSuccess) {
+            cudaMemsetAsync(scratch, 0, bytes, st);
+            char *sq = scratch + ((uintptr_t)dq & 255);
+            char *sk = scratch + ((nq * es + 511) & ~(size_t)255) + ((uintptr_t)dk & 255);
+            char *sv = scratch + ((nq * es + 511) & ~(size_t)255) + ((nk * es + 511) & ~(size_t)255) +
+                       ((uintptr_t)dv & 255);
+            void *tq = dq ? sq : NULL, *tk = dk ? sk : NULL, *tv = dv ? sv : NULL;
+            const float tp = time_once([&] { return plain_bwd(dt, tq, tk, tv, dout, q, k, v, o, lse, s, st); }, st);
+            const float tf =
+                time_once([&] { return cuda_flash_attn_bwd(dt, tq, tk, tv, dout, q, k, v, o, lse, s, st); }, st);
+            cudaStreamSynchronize(st);
+            cudaFree(scratch);
+            cudaGetLastError();
+            const int path = tf >= 0.0f && (tp < 0.0f || tf <= tp) ? PATH_FLASH : PATH_PLAIN;
+            tune_store(s, 1, path);
+            e = tune_find(s, 1);
+        }
+    }
+    if (e && e->path == PATH_PLAIN) return plain_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
+    return cuda_flash_attn_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
+#endif
 }

@@ -1,4 +1,4 @@
-// attention.h: plain C interface to the plain CUDA multi-head attention
+// attention.h: plain C interface to the CUDA multi-head attention
 // (kernels/cuda/attention.cu), mirroring attention_fwd / attention_bwd of
 // kernels/cpu/ops.h: the same AttnShape strided views (q element (b, i, h, d) at
 // q[b*q_sb + i*q_st + h*D + d]; k, v with Nk keys; o and dout [B, Nq, H*D] with
@@ -6,9 +6,16 @@
 //
 // Device pointers; q, k, v, o, dout, dq, dk, dv are T = dt (DT_F32 or DT_BF16), lse is
 // float. Backward ADDS into dq, dk, dv (strides of q, k, v; NULL = not needed) and
-// recomputes the probabilities from lse. Scores go through cuBLAS batched GEMMs
-// with B*H*Nq*Nk-sized scratch per batch element (issue 4 replaces this with a flash
-// kernel). Deterministic. Return 0 or a cudaError_t value.
+// recomputes the probabilities from lse. Deterministic. Return 0 or a cudaError_t value.
+//
+// Paths: "flash" (kernels/cuda/flash_attn.cu: tensor cores, no N x N matrix; bf16,
+// D in {40, 64, 80, 160}, strides multiples of 8 elements, 16-byte aligned pointers)
+// and "plain" (cuBLAS batched GEMMs with H*Nq*Nk-sized scratch per batch element; any
+// dtype, any shape). The environment variable A2F_ATTN = auto (default) | flash |
+// plain | cudnn picks one; a forced path that does not apply falls back to plain, and
+// "cudnn" (no cuDNN SDPA path is built into the library yet) means auto. auto: under
+// the SIMT emulator flash whenever it applies; on a GPU the first call of each shape
+// (and direction) times the applicable paths once and caches the faster.
 #pragma once
 #include "../tensor.h"
 
@@ -25,6 +32,9 @@ int cuda_attention_fwd(DType dt, void *o, float *lse, const void *q, const void 
 // dq, dk, dv (T, strides of q, k, v) +=; dout and o have o's strides; lse [B,H,Nq] from the forward.
 int cuda_attention_bwd(DType dt, void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k,
                        const void *v, const void *o, const float *lse, const AttnShape *s, cudaStream_t st);
+// The path ("flash", "plain") that cuda_attention_fwd (bwd = 0) / _bwd (bwd = 1) takes or
+// took for shape s with bf16 aligned views: the cached choice once timed, else the first guess.
+const char *cuda_attention_path(const AttnShape *s, int bwd);
 
 #ifdef __cplusplus
 }

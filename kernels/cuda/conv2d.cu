@@ -1,5 +1,24 @@
-// conv2d.cu: NHWC convolution as im2col + cuBLAS GEMM (see conv2d.h; the CPU
-// version, kernels/cpu/conv2d.c, has the same structure).
+// conv2d.cu: NHWC convolution: the dispatcher cuda_conv2d_fwd/bwd (see conv2d.h)
+// over three paths, and the "im2col" path itself.
+//
+// Paths: "tc" (tensor-core implicit GEMM, conv_tc.cu, bf16 only), "im2col"
+// (below), "cudnn" (cuDNN's legacy convolution API, NHWC, only when built with
+// A2F_HAVE_CUDNN and the padding is symmetric). Policy (cuda_conv2d_force or the
+// A2F_CONV environment variable, auto|tc|im2col|cudnn, default auto):
+//   forced: that path where it applies, else tc (bf16) / im2col (f32);
+//   auto under the SIMT emulator: tc for bf16, im2col for f32;
+//   auto on a GPU: the first call for a (shape, dtype, pass, candidate set) runs every
+//     candidate twice on scratch outputs and keeps the faster second run in a small
+//     table (so that first call is slower and allocates scratch memory). Candidates
+//     are the paths that keep the backend's numerics: tc (bf16), im2col, and cuDNN
+//     for fwd without residual (bias preloaded into y, beta = 1: one rounding), for
+//     bwd data (beta = 1), and for bwd weight in f32 only (cuDNN writes a bf16 dw
+//     for bf16 data; forced cudnn does that into a scratch and adds it to dw).
+// A residual (cuda_conv2d_fwd_res) is fused into the tc epilogue; the other paths
+// add it afterwards (a second rounding), so auto uses tc for bf16 with residual.
+//
+// im2col path: im2col + cuBLAS GEMM (the CPU version, kernels/cpu/conv2d.c, has the
+// same structure).
 //
 // With weights [Cout, Kd], Kd = KH*KW*Cin, the convolution is the GEMM
 //   y[P, Cout] = col[P, Kd] @ w[Cout, Kd]^T (+ bias),  P = B*Ho*Wo,
@@ -20,6 +39,13 @@
 #include "device.h"
 #include "gemm.h"
 #include "linear.h"
+#include "conv_tc.h"
+
+#include <stdlib.h>
+#include <string.h>
+#ifdef A2F_HAVE_CUDNN
+#include <cudnn.h>
+#endif
 
 #define COL_BUDGET (8L << 20)  // col elements per tile (bf16: 16 MiB; backward adds 2 x 32 MiB of fp32 dcol)
 #define MIN_TILE 256            // output pixels per tile at least (keeps GEMM M efficient)
@@ -164,8 +190,8 @@ static void col2im_add(T *dx, const float *dcol, const float *dcol_prev, const C
 
 }  // namespace
 
-extern "C" int cuda_conv2d_fwd(DType dt, void *y, const void *x, const void *w, const void *bias,
-                               const Conv2dShape *sh, cudaStream_t s) {
+static int im2col_fwd(DType dt, void *y, const void *x, const void *w, const void *bias, const Conv2dShape *sh,
+                      cudaStream_t s) {
     if (!shape_ok(sh)) return (int)cudaErrorInvalidValue;
     const int Ho = out_h(sh), Wo = out_w(sh), Cout = sh->Cout, kd = sh->KH * sh->KW * sh->Cin;
     const long P = (long)sh->B * Ho * Wo;
@@ -187,15 +213,14 @@ extern "C" int cuda_conv2d_fwd(DType dt, void *y, const void *x, const void *w, 
     return (int)cudaGetLastError();
 }
 
-extern "C" int cuda_conv2d_bwd(DType dt, void *dx, float *dw, float *dbias, const void *dy, const void *x,
-                               const void *w, const Conv2dShape *sh, cudaStream_t s) {
+// dx +=, dw += by im2col + GEMM (dbias: the dispatcher, cuda_conv2d_bwd).
+static int im2col_bwd(DType dt, void *dx, float *dw, const void *dy, const void *x, const void *w,
+                      const Conv2dShape *sh, cudaStream_t s) {
     if (!shape_ok(sh)) return (int)cudaErrorInvalidValue;
     const int Ho = out_h(sh), Wo = out_w(sh), Cout = sh->Cout, kd = sh->KH * sh->KW * sh->Cin;
     const long P = (long)sh->B * Ho * Wo;
     if (P > 0x7fffffffL) return (int)cudaErrorInvalidValue;
     int rc;
-    // first: it uses dev_workspace() itself, which the tiles below then hold
-    if (dbias && (rc = cuda_bias_grad(dt, dbias, dy, P, Cout, s))) return rc;
     if (is_pointwise(sh)) {
         // dx[P, Cin] += dy[P, Cout] @ w[Cout, Cin];  dw[Cout, Cin] += dy^T @ x
         if (dx && (rc = cuda_gemm(dt, 0, 0, (int)P, kd, Cout, 1.0f, dy, Cout, w, kd, 1.0f, dx, kd, s))) return rc;
@@ -235,5 +260,399 @@ extern "C" int cuda_conv2d_bwd(DType dt, void *dx, float *dw, float *dbias, cons
             }
         }
     });
+    return (int)cudaGetLastError();
+}
+
+// ---------------------------------------------------------------- small kernels
+namespace {
+
+// y [P, C] (T) = bias [C] broadcast over rows (cuDNN path: conv then adds with beta = 1).
+template <typename T>
+__global__ void fill_bias_kernel(T *__restrict__ y, const T *__restrict__ bias, size_t n, int C) {
+    GRID_STRIDE(i, n) y[i] = bias[i % C];
+}
+// y [n] (T) = round(y + r) (residual added after a non-fused path).
+template <typename T>
+__global__ void add_inplace_kernel(T *__restrict__ y, const T *__restrict__ r, size_t n) {
+    GRID_STRIDE(i, n) y[i] = from_f32<T>(to_f32(y[i]) + to_f32(r[i]));
+}
+// dw [n] (float) += t [n] (T).
+template <typename T>
+__global__ void acc_f32_kernel(float *__restrict__ dw, const T *__restrict__ t, size_t n) {
+    GRID_STRIDE(i, n) dw[i] += to_f32(t[i]);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- cuDNN path
+enum { PATH_TC = 0, PATH_IM2COL = 1, PATH_CUDNN = 2, NPATHS = 3 };
+static const char *const g_path_name[NPATHS] = {"tc", "im2col", "cudnn"};
+
+static bool same_shape(const Conv2dShape *a, const Conv2dShape *b) { return memcmp(a, b, sizeof *a) == 0; }
+
+#ifdef A2F_HAVE_CUDNN
+#define DNN_WS_LIMIT ((size_t)1 << 30)  // largest cuDNN workspace an algorithm may ask for
+
+static cudnnHandle_t g_dnn;
+static int g_dnn_state = 0;  // 0 untried, 1 ready, -1 unavailable
+
+static bool dnn_ready() {
+    if (!g_dnn_state) g_dnn_state = cudnnCreate(&g_dnn) == CUDNN_STATUS_SUCCESS ? 1 : -1;
+    return g_dnn_state == 1;
+}
+
+static bool dnn_applies(const Conv2dShape *s) { return s->pt == s->pb && s->pl == s->pr && dnn_ready(); }
+
+struct DnnDesc {
+    cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+    cudnnFilterDescriptor_t w = nullptr;
+    cudnnConvolutionDescriptor_t c = nullptr;
+    ~DnnDesc() {
+        if (x) cudnnDestroyTensorDescriptor(x);
+        if (y) cudnnDestroyTensorDescriptor(y);
+        if (w) cudnnDestroyFilterDescriptor(w);
+        if (c) cudnnDestroyConvolutionDescriptor(c);
+    }
+};
+
+// Descriptors of x [B,H,W,Cin], y [B,Ho,Wo,Cout], w [Cout,KH,KW,Cin] (NHWC = KRSC), all dt.
+static bool dnn_desc(DnnDesc &d, const Conv2dShape *s, DType dt) {
+    const cudnnDataType_t t = dt == DT_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    return cudnnCreateTensorDescriptor(&d.x) == CUDNN_STATUS_SUCCESS &&
+           cudnnCreateTensorDescriptor(&d.y) == CUDNN_STATUS_SUCCESS &&
+           cudnnCreateFilterDescriptor(&d.w) == CUDNN_STATUS_SUCCESS &&
+           cudnnCreateConvolutionDescriptor(&d.c) == CUDNN_STATUS_SUCCESS &&
+           cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NHWC, t, s->B, s->Cin, s->H, s->W) == CUDNN_STATUS_SUCCESS &&
+           cudnnSetTensor4dDescriptor(d.y, CUDNN_TENSOR_NHWC, t, s->B, s->Cout, out_h(s), out_w(s)) ==
+               CUDNN_STATUS_SUCCESS &&
+           cudnnSetFilter4dDescriptor(d.w, t, CUDNN_TENSOR_NHWC, s->Cout, s->Cin, s->KH, s->KW) ==
+               CUDNN_STATUS_SUCCESS &&
+           cudnnSetConvolution2dDescriptor(d.c, s->pt, s->pl, s->sh, s->sw, 1, 1, CUDNN_CROSS_CORRELATION,
+                                           CUDNN_DATA_FLOAT) == CUDNN_STATUS_SUCCESS &&
+           // f32: plain FMA (no TF32); bf16: tensor cores
+           cudnnSetConvolutionMathType(d.c, dt == DT_BF16 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH) ==
+               CUDNN_STATUS_SUCCESS;
+}
+
+// Chosen algorithm per (shape, dtype, pass): the fastest deterministic one cudnnFind*
+// reports (f32: without TF32), with a workspace of at most DNN_WS_LIMIT.
+struct DnnAlgo {
+    Conv2dShape s;
+    DType dt;
+    int which, algo, ok;
+    cudnnMathType_t math;
+    size_t ws;
+};
+#define DNN_CACHE 256
+static DnnAlgo g_dnn_algo[DNN_CACHE];
+static int g_dnn_n = 0, g_dnn_next = 0;
+
+template <typename Perf>
+static bool dnn_pick(const Perf *perf, int n, DType dt, DnnAlgo *a) {
+    for (int i = 0; i < n; i++) {
+        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].determinism != CUDNN_DETERMINISTIC) continue;
+        if (perf[i].memory > DNN_WS_LIMIT) continue;
+        if (dt == DT_F32 && perf[i].mathType != CUDNN_FMA_MATH) continue;
+        a->algo = (int)perf[i].algo, a->math = perf[i].mathType, a->ws = perf[i].memory, a->ok = 1;
+        return true;
+    }
+    return false;
+}
+
+static const DnnAlgo *dnn_algo(DnnDesc &d, const Conv2dShape *s, DType dt, int which) {
+    for (int i = 0; i < g_dnn_n; i++)
+        if (g_dnn_algo[i].dt == dt && g_dnn_algo[i].which == which && same_shape(&g_dnn_algo[i].s, s))
+            return g_dnn_algo[i].ok ? &g_dnn_algo[i] : nullptr;
+    DnnAlgo a = {};
+    a.s = *s, a.dt = dt, a.which = which;
+    int n = 0;
+    if (which == 0) {
+        cudnnConvolutionFwdAlgoPerf_t perf[16];
+        if (cudnnFindConvolutionForwardAlgorithm(g_dnn, d.x, d.w, d.c, d.y, 16, &n, perf) == CUDNN_STATUS_SUCCESS)
+            dnn_pick(perf, n, dt, &a);
+    } else if (which == 1) {
+        cudnnConvolutionBwdDataAlgoPerf_t perf[16];
+        if (cudnnFindConvolutionBackwardDataAlgorithm(g_dnn, d.w, d.y, d.c, d.x, 16, &n, perf) ==
+            CUDNN_STATUS_SUCCESS)
+            dnn_pick(perf, n, dt, &a);
+    } else {
+        cudnnConvolutionBwdFilterAlgoPerf_t perf[16];
+        if (cudnnFindConvolutionBackwardFilterAlgorithm(g_dnn, d.x, d.y, d.c, d.w, 16, &n, perf) ==
+            CUDNN_STATUS_SUCCESS)
+            dnn_pick(perf, n, dt, &a);
+    }
+    cudaGetLastError();  // Find may leave a recorded error from algorithms it rejected
+    DnnAlgo *slot = g_dnn_n < DNN_CACHE ? &g_dnn_algo[g_dnn_n++] : &g_dnn_algo[g_dnn_next++ % DNN_CACHE];
+    *slot = a;
+    return slot->ok ? slot : nullptr;
+}
+
+static int dnn_status(cudnnStatus_t st) {
+    if (st == CUDNN_STATUS_SUCCESS) return (int)cudaGetLastError();
+    fprintf(stderr, "conv2d cudnn: %s\n", cudnnGetErrorString(st));
+    return st == CUDNN_STATUS_ALLOC_FAILED ? (int)cudaErrorMemoryAllocation : (int)cudaErrorNotSupported;
+}
+
+// which 0: y = conv(x, w) (+ bias, preloaded with beta = 1); 1: dx += (beta = 1);
+// 2: dw += (f32: beta = 1; bf16: into a bf16 scratch, then added in fp32).
+static int dnn_run(int which, DType dt, void *out, const void *a, const void *b, const void *bias,
+                   const Conv2dShape *s, cudaStream_t st) {
+    DnnDesc d;
+    if (!dnn_desc(d, s, dt)) return (int)cudaErrorNotSupported;
+    if (cudnnSetStream(g_dnn, st) != CUDNN_STATUS_SUCCESS) return (int)cudaErrorNotSupported;
+    const DnnAlgo *al = dnn_algo(d, s, dt, which);
+    if (!al) return (int)cudaErrorNotSupported;
+    if (cudnnSetConvolutionMathType(d.c, al->math) != CUDNN_STATUS_SUCCESS) return (int)cudaErrorNotSupported;
+    const size_t esz = dt == DT_BF16 ? 2 : 4, nw = (size_t)s->Cout * s->KH * s->KW * s->Cin;
+    const bool scratch_dw = which == 2 && dt == DT_BF16;
+    const size_t wsb = (al->ws + 255) & ~(size_t)255;
+    char *ws = (char *)dev_workspace(wsb + (scratch_dw ? nw * esz : 0) + 1);
+    if (!ws) return (int)cudaErrorMemoryAllocation;
+    const float one = 1.0f, zero = 0.0f;
+    if (which == 0) {
+        const size_t ny = (size_t)s->B * out_h(s) * out_w(s) * s->Cout;
+        if (bias) DISPATCH_T(dt, fill_bias_kernel<T><<<grid_for(ny, 256), 256, 0, st>>>((T *)out, (const T *)bias,
+                                                                                          ny, s->Cout));
+        return dnn_status(cudnnConvolutionForward(g_dnn, &one, d.x, a, d.w, b, d.c, (cudnnConvolutionFwdAlgo_t)al->algo,
+                                                  ws, al->ws, bias ? &one : &zero, d.y, out));
+    }
+    if (which == 1)  // a = dy, b = w
+        return dnn_status(cudnnConvolutionBackwardData(g_dnn, &one, d.w, b, d.y, a, d.c,
+                                                       (cudnnConvolutionBwdDataAlgo_t)al->algo, ws, al->ws, &one, d.x,
+                                                       out));
+    // a = dy, b = x
+    void *dst = scratch_dw ? (void *)(ws + wsb) : out;
+    int rc = dnn_status(cudnnConvolutionBackwardFilter(g_dnn, &one, d.x, b, d.y, a, d.c,
+                                                       (cudnnConvolutionBwdFilterAlgo_t)al->algo, ws, al->ws,
+                                                       scratch_dw ? &zero : &one, d.w, dst));
+    if (rc || !scratch_dw) return rc;
+    acc_f32_kernel<bf16><<<grid_for(nw, 256), 256, 0, st>>>((float *)out, (const bf16 *)dst, nw);
+    return (int)cudaGetLastError();
+}
+#else
+static bool dnn_applies(const Conv2dShape *) { return false; }
+static int dnn_run(int, DType, void *, const void *, const void *, const void *, const Conv2dShape *, cudaStream_t) {
+    return (int)cudaErrorNotSupported;
+}
+#endif
+
+extern "C" int cuda_conv2d_have_cudnn(void) {
+#ifdef A2F_HAVE_CUDNN
+    return dnn_ready() ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+// ---------------------------------------------------------------- policy
+static int g_policy = -2;  // -2: not read yet; -1: auto; else a PATH_*
+
+static int parse_path(const char *p) {
+    if (!p || !*p || !strcmp(p, "auto")) return -1;
+    for (int i = 0; i < NPATHS; i++)
+        if (!strcmp(p, g_path_name[i])) return i;
+    return -3;
+}
+
+static int policy() {
+    if (g_policy == -2) {
+        const int p = parse_path(getenv("A2F_CONV"));
+        if (p == -3) fprintf(stderr, "A2F_CONV=%s: unknown (auto|tc|im2col|cudnn); using auto\n", getenv("A2F_CONV"));
+        g_policy = p == -3 ? -1 : p;
+    }
+    return g_policy;
+}
+
+extern "C" int cuda_conv2d_force(const char *path) {
+    if (!path) {
+        g_policy = -2;
+        return 0;
+    }
+    const int p = parse_path(path);
+    if (p == -3) return -1;
+    g_policy = p;
+    return 0;
+}
+
+// Can `path` run pass `which` for dt? strict: auto's stricter numerics rule (see top).
+static bool applies(int path, int which, DType dt, bool has_res, const Conv2dShape *s, bool strict) {
+    if (path == PATH_TC) return dt == DT_BF16;
+    if (path == PATH_IM2COL) return !(strict && has_res && dt == DT_BF16);
+    if (!dnn_applies(s)) return false;
+    if (!strict) return true;
+    if (which == 0) return !(has_res && dt == DT_BF16);
+    if (which == 2) return dt == DT_F32;
+    return true;
+}
+
+// One call of a convolution pass, for running and timing the paths.
+struct ConvCall {
+    DType dt;
+    const Conv2dShape *s;
+    const void *x, *w, *bias, *res, *dy;
+    void *y, *dx;
+    float *dw;
+    cudaStream_t st;
+};
+
+static int add_residual(DType dt, void *y, const void *res, size_t n, cudaStream_t st) {
+    DISPATCH_T(dt, add_inplace_kernel<T><<<grid_for(n, 256), 256, 0, st>>>((T *)y, (const T *)res, n));
+    return (int)cudaGetLastError();
+}
+
+// Residual for the non-fused paths when y == res: y is computed into this buffer first.
+static void *g_tmp;
+static size_t g_tmp_bytes;
+static void *tmp_buffer(size_t bytes) {
+    if (bytes > g_tmp_bytes) {
+        dev_free(g_tmp);
+        g_tmp = dev_malloc(bytes);
+        g_tmp_bytes = g_tmp ? bytes : 0;
+    }
+    return g_tmp;
+}
+
+static int run_path(int path, int which, const ConvCall &c) {
+    const Conv2dShape *s = c.s;
+    if (which == 0) {
+        if (path == PATH_TC) return cuda_conv_tc_fwd(c.y, c.x, c.w, c.bias, c.res, s, c.st);
+        const size_t ny = (size_t)s->B * out_h(s) * out_w(s) * s->Cout, bytes = ny * dtype_size(c.dt);
+        void *y = c.y;
+        if (c.res && c.res == c.y) {
+            if (!(y = tmp_buffer(bytes))) return (int)cudaErrorMemoryAllocation;
+        }
+        int rc = path == PATH_IM2COL ? im2col_fwd(c.dt, y, c.x, c.w, c.bias, s, c.st)
+                                     : dnn_run(0, c.dt, y, c.x, c.w, c.bias, s, c.st);
+        if (!rc && c.res) rc = y == c.y ? add_residual(c.dt, c.y, c.res, ny, c.st)
+                                        : add_residual(c.dt, c.y, y, ny, c.st);  // c.y holds res
+        return rc;
+    }
+    if (which == 1) {
+        if (path == PATH_TC) return cuda_conv_tc_bwd_data(c.dx, c.dy, c.w, s, c.st);
+        if (path == PATH_IM2COL) return im2col_bwd(c.dt, c.dx, nullptr, c.dy, c.x, c.w, s, c.st);
+        return dnn_run(1, c.dt, c.dx, c.dy, c.w, nullptr, s, c.st);
+    }
+    if (path == PATH_TC) return cuda_conv_tc_bwd_weight(c.dw, c.dy, c.x, s, c.st);
+    if (path == PATH_IM2COL) return im2col_bwd(c.dt, nullptr, c.dw, c.dy, c.x, c.w, s, c.st);
+    return dnn_run(2, c.dt, c.dw, c.dy, c.x, nullptr, s, c.st);
+}
+
+// auto's table: winner per (shape, dtype, pass, candidate mask).
+struct Choice {
+    Conv2dShape s;
+    DType dt;
+    int which, mask, path;
+};
+#define CHOICES 512
+static Choice g_choice[CHOICES];
+static int g_nchoice = 0, g_choice_next = 0;
+
+static const Choice *find_choice(const Conv2dShape *s, DType dt, int which, int mask) {
+    for (int i = g_nchoice - 1; i >= 0; i--) {
+        const Choice &c = g_choice[i];
+        if (c.dt == dt && c.which == which && (mask < 0 || c.mask == mask) && same_shape(&c.s, s)) return &c;
+    }
+    return nullptr;
+}
+
+// Times each candidate (twice; the second run counts) on scratch outputs.
+static int time_paths(int which, const ConvCall &c, int mask) {
+    const Conv2dShape *s = c.s;
+    const size_t esz = dtype_size(c.dt);
+    const size_t bytes = which == 0   ? (size_t)s->B * out_h(s) * out_w(s) * s->Cout * esz
+                         : which == 1 ? (size_t)s->B * s->H * s->W * s->Cin * esz
+                                      : (size_t)s->Cout * s->KH * s->KW * s->Cin * sizeof(float);
+    void *scratch = dev_malloc(bytes);
+    if (!scratch) return -1;
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    ConvCall t = c;
+    if (which == 0) t.y = scratch;
+    if (which == 1) t.dx = scratch;
+    if (which == 2) t.dw = (float *)scratch;
+    if (which > 0) cudaMemsetAsync(scratch, 0, bytes, c.st);
+    int best = -1;
+    float best_ms = 0.0f;
+    for (int p = 0; p < NPATHS; p++) {
+        if (!(mask >> p & 1)) continue;
+        int rc = run_path(p, which, t);
+        cudaEventRecord(e0, c.st);
+        if (!rc) rc = run_path(p, which, t);
+        cudaEventRecord(e1, c.st);
+        if (cudaEventSynchronize(e1) != cudaSuccess) rc = 1;
+        float ms = 0.0f;
+        cudaEventElapsedTime(&ms, e0, e1);
+        cudaGetLastError();
+        if (!rc && (best < 0 || ms < best_ms)) best = p, best_ms = ms;
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    dev_free(scratch);
+    return best;
+}
+
+// The path for pass `which` of call c.
+static int choose(int which, const ConvCall &c) {
+    const bool has_res = which == 0 && c.res;
+    const int pol = policy();
+    if (pol >= 0) {
+        if (applies(pol, which, c.dt, has_res, c.s, false)) return pol;
+        return c.dt == DT_BF16 ? PATH_TC : PATH_IM2COL;
+    }
+#ifdef SIMT_EMULATOR
+    return c.dt == DT_BF16 ? PATH_TC : PATH_IM2COL;
+#else
+    int mask = 0;
+    for (int p = 0; p < NPATHS; p++)
+        if (applies(p, which, c.dt, has_res, c.s, true)) mask |= 1 << p;
+    if (!(mask & (mask - 1))) return mask ? __builtin_ctz(mask) : PATH_IM2COL;
+    const Choice *ch = find_choice(c.s, c.dt, which, mask);
+    if (ch) return ch->path;
+    int best = time_paths(which, c, mask);
+    if (best < 0) best = c.dt == DT_BF16 ? PATH_TC : PATH_IM2COL;
+    Choice *slot = g_nchoice < CHOICES ? &g_choice[g_nchoice++] : &g_choice[g_choice_next++ % CHOICES];
+    *slot = Choice{*c.s, c.dt, which, mask, best};
+    return best;
+#endif
+}
+
+extern "C" const char *cuda_conv2d_path(const Conv2dShape *s, int which) {
+    const int pol = policy();
+    if (pol >= 0) return g_path_name[applies(pol, which, DT_BF16, false, s, false) ? pol : PATH_TC];
+#ifdef SIMT_EMULATOR
+    return g_path_name[PATH_TC];
+#else
+    const Choice *ch = find_choice(s, DT_BF16, which, -1);
+    return ch ? g_path_name[ch->path] : "untimed";
+#endif
+}
+
+// ---------------------------------------------------------------- launchers
+extern "C" int cuda_conv2d_fwd_res(DType dt, void *y, const void *x, const void *w, const void *bias,
+                                   const void *res, const Conv2dShape *sh, cudaStream_t s) {
+    if (!shape_ok(sh)) return (int)cudaErrorInvalidValue;
+    if (dt != DT_F32 && dt != DT_BF16) return (int)cudaErrorInvalidValue;
+    ConvCall c = {dt, sh, x, w, bias, res, nullptr, y, nullptr, nullptr, s};
+    return run_path(choose(0, c), 0, c);
+}
+
+extern "C" int cuda_conv2d_fwd(DType dt, void *y, const void *x, const void *w, const void *bias,
+                               const Conv2dShape *sh, cudaStream_t s) {
+    return cuda_conv2d_fwd_res(dt, y, x, w, bias, nullptr, sh, s);
+}
+
+extern "C" int cuda_conv2d_bwd(DType dt, void *dx, float *dw, float *dbias, const void *dy, const void *x,
+                               const void *w, const Conv2dShape *sh, cudaStream_t s) {
+    if (!shape_ok(sh)) return (int)cudaErrorInvalidValue;
+    if (dt != DT_F32 && dt != DT_BF16) return (int)cudaErrorInvalidValue;
+    const long P = (long)sh->B * out_h(sh) * out_w(sh);
+    int rc;
+    if (dbias && (rc = cuda_bias_grad(dt, dbias, dy, P, sh->Cout, s))) return rc;
+    ConvCall c = {dt, sh, x, w, nullptr, nullptr, dy, nullptr, dx, dw, s};
+    const int pd = dx ? choose(1, c) : -1, pw = dw ? choose(2, c) : -1;
+    if (pd == PATH_IM2COL && pw == PATH_IM2COL) return im2col_bwd(dt, dx, dw, dy, x, w, sh, s);  // one im2col pass
+    if (dx && (rc = run_path(pd, 1, c))) return rc;
+    if (dw && (rc = run_path(pw, 2, c))) return rc;
     return (int)cudaGetLastError();
 }

@@ -19,6 +19,8 @@
 // TFLOP/s counts 2 M N K; % is of the card's dense bf16 tensor-core peak.
 // The convolution (im2col + GEMM for now) and the plain attention are rated
 // the same way (2 M N K of their GEMMs).
+// Convolution paths (bench_conv_paths): every UNet / VAE / IResNet-100 conv shape,
+// fwd / bwd data / bwd weight, through tc, cudnn and im2col, with the path auto picks.
 //
 // Peaks: DRAM from a spec table for known cards (H100, H200, A100), else from
 // cudaDevAttrMemoryClockRate * bus width * 2; bf16 dense from the table, else
@@ -30,6 +32,7 @@
 // A launcher error prints "ERROR <message>" on its row; the exit status is 1
 // when any row failed.
 #include <cuda_runtime_api.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -458,6 +461,282 @@ static void bench_conv_attention(void) {
     dev_free(c.q), dev_free(c.k), dev_free(c.v), dev_free(c.y), dev_free(c.lse);
 }
 
+// ---------------------------------------------------------------- attention (flash / plain / cudnn)
+// Every attention shape of the SD1.5 UNet at batch 2 (self-attention at 64x64,
+// 32x32, 16x16, 8x8 latents with 8 heads of 40, 80, 160, 160; cross-attention of
+// the same queries over 77 text tokens), CLIP's text encoder (77 tokens, 12 heads
+// of 64, causal) and the VAE's mid-block attention (4096 tokens, 1 head of 512:
+// no flash head dim, so plain). Q, K, V, O are separate [B, N, H*D] bf16 tensors.
+// Each shape runs forward and backward three ways: "auto" (the dispatch's own
+// choice: the first call per shape times the candidates; the path it settled on
+// is printed), then forced "flash" and "plain" (A2F_ATTN). FLOPs: forward
+// 4 B H Nq Nk D (Q K^T and P V), backward 2.5x that (S recomputed, dV, dP, dQ, dK);
+// causal counts half. No cuDNN SDPA comparison is built (see the report in
+// kernels/cuda/attention.h): the ratio column compares flash with plain.
+typedef struct {
+    AttnShape s;
+    void *q, *k, *v, *o, *dout, *dq, *dk, *dv;
+    float *lse;
+} AttnBenchCtx;
+
+static int attn_b_fwd(void *p) {
+    AttnBenchCtx *c = p;
+    return cuda_attention_fwd(DT_BF16, c->o, c->lse, c->q, c->k, c->v, &c->s, dev_stream());
+}
+static int attn_b_bwd(void *p) {
+    AttnBenchCtx *c = p;
+    return cuda_attention_bwd(DT_BF16, c->dq, c->dk, c->dv, c->dout, c->q, c->k, c->v, c->o, c->lse, &c->s,
+                              dev_stream());
+}
+
+// One row: ms and TFLOP/s of the auto path (and which it is), forced flash, forced plain.
+static void attn_row(const char *name, const char *shape, double flops, LaunchFn fn, AttnBenchCtx *c, int bwd) {
+    if (!selected(name)) return;
+    static const char *modes[3] = {"auto", "flash", "plain"};
+    double ms[3];
+    const char *err = NULL, *old = getenv("A2F_ATTN");
+    char *saved = old ? strdup(old) : NULL;
+    for (int m = 0; m < 3; m++) {
+        setenv("A2F_ATTN", modes[m], 1);
+        ms[m] = time_ms(fn, c, 0, &err);
+        if (ms[m] < 0) {
+            printf("%-34s %-26s %s: ERROR %s\n", name, shape, modes[m], err);
+            g_failed = 1;
+        }
+    }
+    setenv("A2F_ATTN", "auto", 1);
+    const char *path = cuda_attention_path(&c->s, bwd);
+    if (saved) setenv("A2F_ATTN", saved, 1), free(saved);
+    else unsetenv("A2F_ATTN");
+    printf("%-34s %-26s", name, shape);
+    for (int m = 0; m < 3; m++) {
+        if (ms[m] < 0) printf("  %s: -", modes[m]);
+        else printf("  %s%s%s: %8.4f ms %6.1f TF/s", modes[m], m ? "" : "=", m ? "" : path, ms[m],
+                    flops / (ms[m] * 1e-3) / 1e12);
+    }
+    if (ms[1] > 0 && ms[2] > 0) printf("  flash/plain speed %.2fx", ms[2] / ms[1]);
+    printf("  (%.1f%% bf16 peak)\n", ms[0] > 0 ? 100.0 * flops / (ms[0] * 1e-3) / 1e12 / g_bf16_tflops : 0.0);
+    fflush(stdout);
+}
+
+static void bench_attention(void) {
+    static const struct {
+        const char *what;
+        int B, H, Nq, Nk, D, causal;
+    } shapes[] = {
+        {"attn unet 64x64 self d40", 2, 8, 4096, 4096, 40, 0},
+        {"attn unet 64x64 cross d40", 2, 8, 4096, 77, 40, 0},
+        {"attn unet 32x32 self d80", 2, 8, 1024, 1024, 80, 0},
+        {"attn unet 32x32 cross d80", 2, 8, 1024, 77, 80, 0},
+        {"attn unet 16x16 self d160", 2, 8, 256, 256, 160, 0},
+        {"attn unet 16x16 cross d160", 2, 8, 256, 77, 160, 0},
+        {"attn unet 8x8 self d160", 2, 8, 64, 64, 160, 0},
+        {"attn unet 8x8 cross d160", 2, 8, 64, 77, 160, 0},
+        {"attn clip text causal d64", 2, 12, 77, 77, 64, 1},
+        {"attn vae mid d512", 2, 1, 4096, 4096, 512, 0},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int B = shapes[i].B, H = shapes[i].H, Nq = shapes[i].Nq, Nk = shapes[i].Nk, D = shapes[i].D;
+        const long C = (long)H * D;
+        AttnBenchCtx c = {0};
+        AttnShape s = {.B = B, .H = H, .Nq = Nq, .Nk = Nk, .D = D, .causal = shapes[i].causal, .q_sb = Nq * C,
+                       .q_st = C, .k_sb = Nk * C, .k_st = C, .v_sb = Nk * C, .v_st = C, .o_sb = Nq * C, .o_st = C};
+        c.s = s;
+        const size_t nq = (size_t)B * Nq * C, nk = (size_t)B * Nk * C;
+        c.q = dbuf(nq, DT_BF16), c.k = dbuf(nk, DT_BF16), c.v = dbuf(nk, DT_BF16), c.o = dbuf(nq, DT_BF16);
+        c.dout = dbuf(nq, DT_BF16), c.dq = dbuf(nq, DT_BF16), c.dk = dbuf(nk, DT_BF16), c.dv = dbuf(nk, DT_BF16);
+        c.lse = dbuf((size_t)B * H * Nq, DT_F32);
+        double fl = 4.0 * B * H * (double)Nq * Nk * D * (s.causal ? 0.5 : 1.0);
+        char shape[64], name[80];
+        snprintf(shape, sizeof shape, "B%d H%d Nq%d Nk%d D%d%s", B, H, Nq, Nk, D, s.causal ? " causal" : "");
+        snprintf(name, sizeof name, "%s fwd", shapes[i].what);
+        attn_row(name, shape, fl, attn_b_fwd, &c, 0);
+        attn_b_fwd(&c);  // o, lse of the current inputs for the backward
+        snprintf(name, sizeof name, "%s bwd", shapes[i].what);
+        attn_row(name, shape, 2.5 * fl, attn_b_bwd, &c, 1);
+        dev_free(c.q), dev_free(c.k), dev_free(c.v), dev_free(c.o), dev_free(c.dout);
+        dev_free(c.dq), dev_free(c.dk), dev_free(c.dv), dev_free(c.lse);
+    }
+}
+// ---------------------------------------------------------------- end of attention section
+
+// ---------------------------------------------------------------- convolution paths
+// Every 3x3 / 1x1 convolution shape of the SD1.5 UNet (64x64 latent, batch 2), the VAE
+// (decoder at 512x512, batch 1, plus the encoder's asymmetric-pad downsamples) and
+// IResNet-100 (112x112, batch 32), each pass (fwd, bwd data, bwd weight) through each
+// path of the conv2d dispatcher (forced with cuda_conv2d_force): tc (tensor-core
+// implicit GEMM), cudnn (when compiled in and the padding is symmetric) and im2col.
+// TFLOP/s counts 2 * B*Ho*Wo * Cout * KH*KW*Cin per pass; "tc/cudnn" is cuDNN's time
+// over tc's (> 1: tc faster); "%pk" is tc's share of the dense bf16 peak; "auto" is
+// the path auto mode picks (timed on its first call). Warm L2, median of N.
+typedef struct {
+    Conv2dShape s;
+    int which;  // 0 fwd, 1 bwd data, 2 bwd weight
+    void *x, *w, *b, *y, *dy, *dx;
+    float *dw;
+} ConvPathCtx;
+
+static int conv_path_run(void *p) {
+    ConvPathCtx *c = p;
+    if (c->which == 0) return cuda_conv2d_fwd(DT_BF16, c->y, c->x, c->w, c->b, &c->s, dev_stream());
+    if (c->which == 1) return cuda_conv2d_bwd(DT_BF16, c->dx, NULL, NULL, c->dy, c->x, c->w, &c->s, dev_stream());
+    return cuda_conv2d_bwd(DT_BF16, NULL, c->dw, NULL, c->dy, c->x, c->w, &c->s, dev_stream());
+}
+
+typedef struct {
+    const char *net, *what;
+    int B, H, W, Cin, Cout, K, stride, pad;  // pad: 1 = symmetric 1 (3x3), 0 = none, -1 = right/bottom 1
+} ConvBenchShape;
+
+static const ConvBenchShape g_conv_shapes[] = {
+    // SD1.5 UNet, 64x64 latent, batch 2 (resnets: conv1 Cin->Cout, conv2 Cout->Cout, 1x1 shortcut when
+    // Cin != Cout; up blocks read the skip concatenation; proj_in/out are 1x1; upsample convs after 2x nearest)
+    {"unet", "conv_in 4->320 @64", 2, 64, 64, 4, 320, 3, 1, 1},
+    {"unet", "res 320->320 @64", 2, 64, 64, 320, 320, 3, 1, 1},
+    {"unet", "proj 1x1 320 @64", 2, 64, 64, 320, 320, 1, 1, 0},
+    {"unet", "down s2 320 @64", 2, 64, 64, 320, 320, 3, 2, 1},
+    {"unet", "res 320->640 @32", 2, 32, 32, 320, 640, 3, 1, 1},
+    {"unet", "res 640->640 @32", 2, 32, 32, 640, 640, 3, 1, 1},
+    {"unet", "short 1x1 320->640 @32", 2, 32, 32, 320, 640, 1, 1, 0},
+    {"unet", "proj 1x1 640 @32", 2, 32, 32, 640, 640, 1, 1, 0},
+    {"unet", "down s2 640 @32", 2, 32, 32, 640, 640, 3, 2, 1},
+    {"unet", "res 640->1280 @16", 2, 16, 16, 640, 1280, 3, 1, 1},
+    {"unet", "res 1280->1280 @16", 2, 16, 16, 1280, 1280, 3, 1, 1},
+    {"unet", "short 1x1 640->1280 @16", 2, 16, 16, 640, 1280, 1, 1, 0},
+    {"unet", "proj 1x1 1280 @16", 2, 16, 16, 1280, 1280, 1, 1, 0},
+    {"unet", "down s2 1280 @16", 2, 16, 16, 1280, 1280, 3, 2, 1},
+    {"unet", "res 1280->1280 @8", 2, 8, 8, 1280, 1280, 3, 1, 1},
+    {"unet", "proj 1x1 1280 @8", 2, 8, 8, 1280, 1280, 1, 1, 0},
+    {"unet", "up res 2560->1280 @8", 2, 8, 8, 2560, 1280, 3, 1, 1},
+    {"unet", "up short 1x1 2560->1280 @8", 2, 8, 8, 2560, 1280, 1, 1, 0},
+    {"unet", "upsample conv 1280 @16", 2, 16, 16, 1280, 1280, 3, 1, 1},
+    {"unet", "up res 2560->1280 @16", 2, 16, 16, 2560, 1280, 3, 1, 1},
+    {"unet", "up res 1920->1280 @16", 2, 16, 16, 1920, 1280, 3, 1, 1},
+    {"unet", "up short 1x1 2560->1280 @16", 2, 16, 16, 2560, 1280, 1, 1, 0},
+    {"unet", "up short 1x1 1920->1280 @16", 2, 16, 16, 1920, 1280, 1, 1, 0},
+    {"unet", "upsample conv 1280 @32", 2, 32, 32, 1280, 1280, 3, 1, 1},
+    {"unet", "up res 1920->640 @32", 2, 32, 32, 1920, 640, 3, 1, 1},
+    {"unet", "up res 1280->640 @32", 2, 32, 32, 1280, 640, 3, 1, 1},
+    {"unet", "up res 960->640 @32", 2, 32, 32, 960, 640, 3, 1, 1},
+    {"unet", "up short 1x1 1920->640 @32", 2, 32, 32, 1920, 640, 1, 1, 0},
+    {"unet", "up short 1x1 1280->640 @32", 2, 32, 32, 1280, 640, 1, 1, 0},
+    {"unet", "up short 1x1 960->640 @32", 2, 32, 32, 960, 640, 1, 1, 0},
+    {"unet", "upsample conv 640 @64", 2, 64, 64, 640, 640, 3, 1, 1},
+    {"unet", "up res 960->320 @64", 2, 64, 64, 960, 320, 3, 1, 1},
+    {"unet", "up res 640->320 @64", 2, 64, 64, 640, 320, 3, 1, 1},
+    {"unet", "up short 1x1 960->320 @64", 2, 64, 64, 960, 320, 1, 1, 0},
+    {"unet", "up short 1x1 640->320 @64", 2, 64, 64, 640, 320, 1, 1, 0},
+    {"unet", "conv_out 320->4 @64", 2, 64, 64, 320, 4, 3, 1, 1},
+    // VAE decoder at 512x512 (latent 64x64), batch 1
+    {"vae", "dec conv_in 4->512 @64", 1, 64, 64, 4, 512, 3, 1, 1},
+    {"vae", "dec res 512 @64", 1, 64, 64, 512, 512, 3, 1, 1},
+    {"vae", "dec res 512 @128", 1, 128, 128, 512, 512, 3, 1, 1},
+    {"vae", "dec res 512 @256", 1, 256, 256, 512, 512, 3, 1, 1},
+    {"vae", "dec res 512->256 @256", 1, 256, 256, 512, 256, 3, 1, 1},
+    {"vae", "dec res 256 @256", 1, 256, 256, 256, 256, 3, 1, 1},
+    {"vae", "dec short 1x1 512->256 @256", 1, 256, 256, 512, 256, 1, 1, 0},
+    {"vae", "dec upsample conv 256 @512", 1, 512, 512, 256, 256, 3, 1, 1},
+    {"vae", "dec res 256->128 @512", 1, 512, 512, 256, 128, 3, 1, 1},
+    {"vae", "dec res 128 @512", 1, 512, 512, 128, 128, 3, 1, 1},
+    {"vae", "dec short 1x1 256->128 @512", 1, 512, 512, 256, 128, 1, 1, 0},
+    {"vae", "dec conv_out 128->3 @512", 1, 512, 512, 128, 3, 3, 1, 1},
+    // VAE encoder: image conv_in and the right/bottom-padded stride-2 downsamples
+    {"vae", "enc conv_in 3->128 @512", 1, 512, 512, 3, 128, 3, 1, 1},
+    {"vae", "enc down s2 128 @512", 1, 512, 512, 128, 128, 3, 2, -1},
+    {"vae", "enc down s2 256 @256", 1, 256, 256, 256, 256, 3, 2, -1},
+    {"vae", "enc down s2 512 @128", 1, 128, 128, 512, 512, 3, 2, -1},
+    // IResNet-100 at 112x112, batch 32 (block: 3x3 s1 in->out, 3x3 stride s out->out, 1x1 s shortcut)
+    {"iresnet", "conv_in 3->64 @112", 32, 112, 112, 3, 64, 3, 1, 1},
+    {"iresnet", "s1 conv1 64 @112", 32, 112, 112, 64, 64, 3, 1, 1},
+    {"iresnet", "s1 conv2 s2 64 @112", 32, 112, 112, 64, 64, 3, 2, 1},
+    {"iresnet", "s1 short 1x1 s2 64 @112", 32, 112, 112, 64, 64, 1, 2, 0},
+    {"iresnet", "s1 64 @56", 32, 56, 56, 64, 64, 3, 1, 1},
+    {"iresnet", "s2 conv1 64->128 @56", 32, 56, 56, 64, 128, 3, 1, 1},
+    {"iresnet", "s2 conv2 s2 128 @56", 32, 56, 56, 128, 128, 3, 2, 1},
+    {"iresnet", "s2 short 1x1 s2 64->128", 32, 56, 56, 64, 128, 1, 2, 0},
+    {"iresnet", "s2 128 @28", 32, 28, 28, 128, 128, 3, 1, 1},
+    {"iresnet", "s3 conv1 128->256 @28", 32, 28, 28, 128, 256, 3, 1, 1},
+    {"iresnet", "s3 conv2 s2 256 @28", 32, 28, 28, 256, 256, 3, 2, 1},
+    {"iresnet", "s3 short 1x1 s2 128->256", 32, 28, 28, 128, 256, 1, 2, 0},
+    {"iresnet", "s3 256 @14", 32, 14, 14, 256, 256, 3, 1, 1},
+    {"iresnet", "s4 conv1 256->512 @14", 32, 14, 14, 256, 512, 3, 1, 1},
+    {"iresnet", "s4 conv2 s2 512 @14", 32, 14, 14, 512, 512, 3, 2, 1},
+    {"iresnet", "s4 short 1x1 s2 256->512", 32, 14, 14, 256, 512, 1, 2, 0},
+    {"iresnet", "s4 512 @7", 32, 7, 7, 512, 512, 3, 1, 1},
+};
+
+static void bench_conv_paths(void) {
+    static const char *const pass_name[3] = {"fwd", "bwd-data", "bwd-wgt"};
+    static const char *const paths[3] = {"tc", "cudnn", "im2col"};
+    const int have_dnn = cuda_conv2d_have_cudnn();
+    // geometric means of cuDNN time / tc time: UNet 3x3 forward, UNet 3x3 backward (both passes)
+    double lg_fwd = 0, lg_bwd = 0;
+    int n_fwd = 0, n_bwd = 0;
+    printf("# conv paths (bf16; cuDNN %s): ms and TFLOP/s per path, tc/cudnn = cudnn ms / tc ms, %%pk = tc vs bf16 peak\n",
+           have_dnn ? "compiled in" : "not built");
+    for (size_t i = 0; i < sizeof g_conv_shapes / sizeof g_conv_shapes[0]; i++) {
+        const ConvBenchShape *cb = &g_conv_shapes[i];
+        char name[96];
+        snprintf(name, sizeof name, "conv %s %s", cb->net, cb->what);
+        if (!selected(name)) continue;
+        const int p = cb->K == 3 ? (cb->pad != 0) : 0;
+        Conv2dShape s = {.B = cb->B, .H = cb->H, .W = cb->W, .Cin = cb->Cin, .Cout = cb->Cout, .KH = cb->K,
+                         .KW = cb->K, .sh = cb->stride, .sw = cb->stride, .pt = cb->pad < 0 ? 0 : p, .pb = p,
+                         .pl = cb->pad < 0 ? 0 : p, .pr = p};
+        const int Ho = (s.H + s.pt + s.pb - s.KH) / s.sh + 1, Wo = (s.W + s.pl + s.pr - s.KW) / s.sw + 1;
+        const size_t nx = (size_t)s.B * s.H * s.W * s.Cin, ny = (size_t)s.B * Ho * Wo * s.Cout;
+        const size_t nw = (size_t)s.Cout * s.KH * s.KW * s.Cin;
+        const double flops = 2.0 * s.B * Ho * Wo * (double)s.Cout * s.KH * s.KW * s.Cin;
+        ConvPathCtx c = {.s = s};
+        c.x = dbuf(nx, DT_BF16), c.w = dbuf(nw, DT_BF16), c.b = dbuf(s.Cout, DT_BF16);
+        c.y = dbuf(ny, DT_BF16), c.dy = dbuf(ny, DT_BF16), c.dx = dbuf(nx, DT_BF16);
+        c.dw = dbuf(nw, DT_F32);
+        const int dnn_ok = have_dnn && s.pt == s.pb && s.pl == s.pr;
+        char shape[64];
+        snprintf(shape, sizeof shape, "[%d,%dx%d,%d]->%d %dx%d s%d", s.B, s.H, s.W, s.Cin, s.Cout, s.KH, s.KW, s.sh);
+        for (int which = 0; which < 3; which++) {
+            c.which = which;
+            double ms[3] = {-1, -1, -1};
+            const char *err = NULL;
+            for (int pi = 0; pi < 3; pi++) {
+                if (pi == 1 && !dnn_ok) continue;
+                cuda_conv2d_force(paths[pi]);
+                const char *e = NULL;
+                ms[pi] = time_ms(conv_path_run, &c, 0, &e);
+                if (ms[pi] < 0) err = e, g_failed = 1;
+            }
+            cuda_conv2d_force("auto");
+            if (conv_path_run(&c) != 0 || dev_sync() != 0) err = "auto failed", g_failed = 1;
+            const char *pick = cuda_conv2d_path(&s, which);
+            cuda_conv2d_force(NULL);
+            char cols[3][40];
+            for (int pi = 0; pi < 3; pi++) {
+                if (ms[pi] < 0)
+                    snprintf(cols[pi], sizeof cols[pi], "%-6s %8s %6s", paths[pi], "n/a", "");
+                else
+                    snprintf(cols[pi], sizeof cols[pi], "%-6s %8.4f %6.1f", paths[pi], ms[pi],
+                             flops / (ms[pi] * 1e-3) / 1e12);
+            }
+            char ratio[16] = "   n/a";
+            if (ms[0] > 0 && ms[1] > 0) {
+                snprintf(ratio, sizeof ratio, "%6.2f", ms[1] / ms[0]);
+                if (!strcmp(cb->net, "unet") && s.KH == 3) {
+                    if (which == 0) lg_fwd += log(ms[1] / ms[0]), n_fwd++;
+                    else lg_bwd += log(ms[1] / ms[0]), n_bwd++;
+                }
+            }
+            const double pk = ms[0] > 0 ? 100.0 * flops / (ms[0] * 1e-3) / 1e12 / g_bf16_tflops : 0.0;
+            printf("%-40s %-28s %-8s | %s | %s | %s | tc/cudnn %s | %5.1f%%pk | auto %s%s%s\n", name, shape,
+                   pass_name[which], cols[0], cols[1], cols[2], ratio, pk, pick, err ? " ERROR " : "",
+                   err ? err : "");
+            fflush(stdout);
+        }
+        dev_free(c.x), dev_free(c.w), dev_free(c.b), dev_free(c.y), dev_free(c.dy), dev_free(c.dx), dev_free(c.dw);
+    }
+    if (n_fwd) printf("# UNet 3x3 fwd: cuDNN/tc time ratio, geometric mean %.3f (target >= 0.8)\n", exp(lg_fwd / n_fwd));
+    if (n_bwd) printf("# UNet 3x3 bwd: cuDNN/tc time ratio, geometric mean %.3f (target >= 0.7)\n", exp(lg_bwd / n_bwd));
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) g_iters = atoi(argv[1]) > 0 ? atoi(argv[1]) : 20;
     if (argc > 2) g_filter = argv[2];
@@ -490,6 +769,8 @@ int main(int argc, char **argv) {
     bench_optimizer();
     bench_gemm();
     bench_conv_attention();
+    bench_conv_paths();
+    bench_attention();
     cudaEventDestroy(g_ev0);
     cudaEventDestroy(g_ev1);
     dev_free(g_flush);

@@ -301,9 +301,15 @@ static void shuffle_order(Worker &W) {
     abort();
 }
 
+// Counts the blocks this OS thread has started: include/simt_mma.h keys its per-block
+// state (cp.async queues, warp exchange slots) on it, discarding a previous block's.
+static thread_local unsigned long long t_block_serial = 0;
+unsigned long long block_serial() { return t_block_serial; }
+
 // Runs one block to completion on the calling OS thread.
 static void run_block(Worker &W, uint3 bidx) {
     blockIdx = bidx;
+    t_block_serial++;
     int n = W.nthreads;
     int bx = (int)blockDim.x, by = (int)blockDim.y;
     for (int i = 0; i < n; i++) {

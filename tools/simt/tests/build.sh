@@ -20,5 +20,5 @@ b warp $T/warp.cu & b histogram $T/histogram.cu & wait
 b race $T/race.cu & b api $T/api.cu & wait
 b bf16 $T/bf16.cu kernels/tensor.c kernels/common.c & b cublas $T/cublas.cu & wait
 b wmma --asan $T/wmma.cu & b vector_add $T/vector_add.cu & wait
-b matrix_mul $T/matrix_mul.cu
+b matrix_mul $T/matrix_mul.cu & b mma --asan -I kernels/cuda $T/mma.cu & wait
 exit 0
