@@ -6,7 +6,7 @@
 CC      ?= gcc
 CFLAGS  ?= -O2 -march=native -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp -MMD -MP
-LDLIBS  += -lcjson -lm -fopenmp -lpthread
+LDLIBS  += -lcjson -lz -lm -fopenmp -lpthread
 NVCC    ?= $(shell command -v nvcc 2>/dev/null)
 CUDA_ARCH ?= 80 90
 NVCCFLAGS ?= -O3 -std=c++17 $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a))
@@ -75,12 +75,12 @@ endif
 
 # CUDA kernel tests run on the CPU: every .cu compiled by the SIMT emulator,
 # with AddressSanitizer on device memory, checked against the CPU reference.
-$(B)/test_cuda_emu: $(CU_SRC) $(CU_HDR) $(GPU_TEST_SRC) tests/gpu/gpu_test.h tests/main.c tests/test.h \
+$(B)/test_cuda_emu: $(CU_SRC) $(CU_HDR) $(GPU_TEST_SRC) tests/gpu/gpu_test.h tests/main.c tests/fixture.c tests/test.h \
 		$(B)/libarc2face.a $(SIMT_DEPS)
-	$(SIMTCC) --asan -O1 $(CU_SRC) $(GPU_TEST_SRC) tests/main.c $(B)/libarc2face.a -lcjson -o $@
+	$(SIMTCC) --asan -O1 $(CU_SRC) $(GPU_TEST_SRC) tests/main.c tests/fixture.c $(B)/libarc2face.a -lcjson -lz -o $@
 
 # The same tests linked against the nvcc-built kernels, for a real GPU.
-$(B)/test_cuda_gpu: $(GPU_TEST_OBJ) $(B)/tests/main.o $(B)/libarc2face_cuda.a $(B)/libarc2face.a
+$(B)/test_cuda_gpu: $(GPU_TEST_OBJ) $(B)/tests/main.o $(B)/tests/fixture.o $(B)/libarc2face_cuda.a $(B)/libarc2face.a
 	$(CC) $(CFLAGS) $^ $(CUDA_LIBS) $(LDLIBS) -o $@
 
 # The whole suite: deps, build (CUDA included when nvcc exists), run the CPU

@@ -8,6 +8,10 @@
 
 #include "cli.h"
 
+int cmd_convert(int argc, char **argv);  // cli/convert.c
+int cmd_forward(int argc, char **argv);  // cli/forward.c
+int cmd_plan(int argc, char **argv);     // cli/plan.c
+
 typedef struct {
     const char *name;
     int (*fn)(int argc, char **argv);
@@ -16,6 +20,9 @@ typedef struct {
 
 static const Verb k_verbs[] = {
     {"inspect", cmd_inspect, "list the tensors (name, dtype, shape), metadata and totals of .safetensors files"},
+    {"convert", cmd_convert, "convert torch .bin / ONNX / safetensors weights to safetensors"},
+    {"forward", cmd_forward, "run one network (unet, vae-enc, vae-dec, clip, clip-id, mlp, iresnet) [+ backward]"},
+    {"plan", cmd_plan, "memory plan: parameters, gradients, optimizer state, activation peak"},
 };
 #define NVERBS ((int)(sizeof k_verbs / sizeof k_verbs[0]))
 
@@ -64,7 +71,7 @@ static void print_help(FILE *f) {
     fprintf(f,
             "\n"
             "Run \"arc2face VERB --help\" for the details of a verb.\n"
-            "More verbs (generate, embed, train, eval, convert, forward, plan, schedule) arrive later.\n"
+            "More verbs (generate, embed, train, eval, schedule) arrive later.\n"
             "Exit status: 0 success, 1 error (one \"arc2face: error:\" line on stderr), 2 usage error.\n");
 }
 

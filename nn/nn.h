@@ -94,7 +94,8 @@ float *gptr(const Weights *W, int i);
 // returns 1, or returns 0 to ignore the key (e.g. position_ids). NULL = identity.
 typedef int (*KeyMap)(const char *file_key, char *out, size_t n);
 
-// Loads every table entry from the safetensors files (F32/F16/BF16, converted;
+// Loads every table entry from the files -- safetensors, or PyTorch zip
+// checkpoints (.bin/.pt/.pth/.ckpt, nn/torch_zip.h) -- (F32/F16/BF16, converted;
 // conv weights transposed from PyTorch layout; [O, I, 1, 1] accepted for a
 // [O, I] entry). Every file key must map to an entry and every entry must be
 // present: otherwise one error line lists what is missing, unexpected or

@@ -7,6 +7,7 @@
 #include "../kernels/rng.h"
 #include "nn.h"
 #include "safetensors.h"
+#include "torch_zip.h"
 
 int weights_alloc(Weights *W, const Backend *be, DType dt, int train) {
     size_t n = W->t.total ? W->t.total : 1;
@@ -115,8 +116,9 @@ int weights_load(Weights *W, const char *const *files, int nfiles, KeyMap map) {
     for (int i = 0; i < T->count; i++) src_file[i] = -1;
     char missing[512] = "", extra[512] = "", badshape[512] = "";
     int nmiss = 0, nextra = 0, nbad = 0, opened = 0, rc = -1;
-    for (int f = 0; f < nfiles; f++, opened++)
-        if (st_open(&st[f], files[f]) != 0) goto done;
+    for (int f = 0; f < nfiles; f++, opened++)  // .bin/.pt/.pth/.ckpt: torch zip checkpoints, same view
+        if ((torch_is_checkpoint_path(files[f]) ? torch_open(&st[f], files[f]) : st_open(&st[f], files[f])) != 0)
+            goto done;
     for (int f = 0; f < nfiles; f++) {
         for (int j = 0; j < st_count(&st[f]); j++) {
             const StTensor *t = st_tensor(&st[f], j);

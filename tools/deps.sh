@@ -11,13 +11,13 @@
 # package server is reachable and only warned about when it is not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-required=(gcc g++ make perl libc6-dev libcjson-dev libcjson1)
-optional=(zlib1g-dev libpng-dev libjpeg62-turbo-dev libhdf5-dev libopenmpi-dev openmpi-bin clang libclang-rt-14-dev)
+required=(gcc g++ make perl libc6-dev libcjson-dev libcjson1 zlib1g-dev)
+optional=(libpng-dev libjpeg62-turbo-dev libhdf5-dev libopenmpi-dev openmpi-bin clang libclang-rt-14-dev)
 case "${1:-}" in
     --bench) required=(libopenblas-dev); optional=() ;;
     --download)
         mkdir -p "$2"
-        (cd "$2" && apt-get download libcjson1 libcjson-dev)
+        (cd "$2" && apt-get download libcjson1 libcjson-dev zlib1g-dev)
         exit 0 ;;
 esac
 missing() {

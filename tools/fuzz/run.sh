@@ -1,24 +1,40 @@
 #!/usr/bin/env bash
-# run.sh SECONDS: fuzzes the safetensors parser with libFuzzer for SECONDS
-# (default 60). Builds tools/fuzz/fuzz_safetensors.c with
-# clang -fsanitize=fuzzer,address,undefined, copies the committed seeds
-# (tools/fuzz/seeds/, = the test fixtures) into tools/fuzz/corpus-work/
-# (gitignored), and runs. Exits non-zero on a crash, leak or sanitizer report;
-# libFuzzer writes the crashing input as tools/fuzz/corpus-work/crash-*.
+# run.sh SECONDS: fuzzes the weight-file parsers with libFuzzer for SECONDS in
+# all (default 60), split evenly between the targets:
+#   fuzz_safetensors  tools/fuzz/fuzz_safetensors.c  seeds tools/fuzz/seeds/ (= the test fixtures)
+#   fuzz_torch        tools/fuzz/fuzz_torch.c        seeds tools/fuzz/seeds-torch/ (torch.save
+#                     files and their data.pkl, first byte = mode, see fuzz_torch.c)
+# Each is built with clang -fsanitize=fuzzer,address,undefined; the committed
+# seeds are copied into tools/fuzz/corpus-work/<target>/ (gitignored) and the
+# target runs there. Exits non-zero on a crash, leak or sanitizer report;
+# libFuzzer writes the crashing input as tools/fuzz/corpus-work/<target>-crash-*.
 set -euo pipefail
 secs="${1:-60}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 CLANG="${CLANG:-$(command -v clang-14 || command -v clang)}"
 work=tools/fuzz/corpus-work
-mkdir -p "$work/corpus" build
-bin=build/fuzz_safetensors
-"$CLANG" -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
-    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    tools/fuzz/fuzz_safetensors.c nn/safetensors.c kernels/common.c kernels/tensor.c \
-    -lcjson -lm -o "$bin"
-cp -n tools/fuzz/seeds/* "$work/corpus/" 2>/dev/null || true
-echo "fuzz: running $bin for ${secs}s (corpus $work/corpus)"
-# -max_len: the seeds are small; 4 KiB leaves room for growth without slowing the run.
-"$bin" "$work/corpus" -dict=tools/fuzz/safetensors.dict -max_total_time="$secs" -max_len=4096 \
-    -artifact_prefix="$work/" -print_final_stats=1
+mkdir -p "$work" build
+each=$(( secs / 2 > 0 ? secs / 2 : 1 ))
+
+# fuzz_one TARGET SEEDS DICT MAX_LEN SOURCES...
+fuzz_one() {
+    local name=$1 seeds=$2 dict=$3 maxlen=$4
+    shift 4
+    local bin=build/$name corpus=$work/$name
+    mkdir -p "$corpus"
+    "$CLANG" -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
+        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        "$@" -lcjson -lz -lm -o "$bin"
+    cp -n "$seeds"/* "$corpus/" 2>/dev/null || true
+    echo "fuzz: running $bin for ${each}s (corpus $corpus)"
+    "$bin" "$corpus" -dict="$dict" -max_total_time="$each" -max_len="$maxlen" \
+        -artifact_prefix="$work/$name-" -print_final_stats=1
+}
+
+# -max_len: the seeds are small; 4 KiB (8 KiB for whole torch files, the
+# largest seed is ~5 KiB) leaves room to grow without slowing the run.
+fuzz_one fuzz_safetensors tools/fuzz/seeds tools/fuzz/safetensors.dict 4096 \
+    tools/fuzz/fuzz_safetensors.c nn/safetensors.c kernels/common.c kernels/tensor.c
+fuzz_one fuzz_torch tools/fuzz/seeds-torch tools/fuzz/torch.dict 8192 \
+    tools/fuzz/fuzz_torch.c nn/torch_zip.c nn/torch_pickle.c nn/safetensors.c kernels/common.c kernels/tensor.c
