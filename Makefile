@@ -6,7 +6,7 @@
 CC      ?= gcc
 CFLAGS  ?= -O2 -march=native -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp -MMD -MP
-LDLIBS  += -lcjson -lz -lm -fopenmp -lpthread
+LDLIBS  += -lpng -ljpeg -lcjson -lz -lm -fopenmp -lpthread
 NVCC    ?= $(shell command -v nvcc 2>/dev/null)
 CUDA_ARCH ?= 80 90
 NVCCFLAGS ?= -O3 -std=c++17 $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a))
@@ -40,7 +40,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(B)/%.o)
 CU_OBJ   := $(CU_SRC:%.cu=$(B)/%.o)
 
-.PHONY: all deps test test-only test-gpu bench bench-cpu fuzz clean cuda
+.PHONY: all deps test test-only test-gpu bench bench-cpu bench-unet-cpu fuzz clean cuda demo
 all: $(B)/arc2face $(B)/libarc2face.a cuda
 
 deps:
@@ -77,7 +77,7 @@ endif
 # with AddressSanitizer on device memory, checked against the CPU reference.
 $(B)/test_cuda_emu: $(CU_SRC) $(CU_HDR) $(GPU_TEST_SRC) tests/gpu/gpu_test.h tests/main.c tests/fixture.c tests/test.h \
 		$(B)/libarc2face.a $(SIMT_DEPS)
-	$(SIMTCC) --asan -O1 $(CU_SRC) $(GPU_TEST_SRC) tests/main.c tests/fixture.c $(B)/libarc2face.a -lcjson -lz -o $@
+	$(SIMTCC) --asan -O1 $(CU_SRC) $(GPU_TEST_SRC) tests/main.c tests/fixture.c $(B)/libarc2face.a -lpng -ljpeg -lcjson -lz -o $@
 
 # The same tests linked against the nvcc-built kernels, for a real GPU.
 $(B)/test_cuda_gpu: $(GPU_TEST_OBJ) $(B)/tests/main.o $(B)/tests/fixture.o $(B)/libarc2face_cuda.a $(B)/libarc2face.a
@@ -109,6 +109,18 @@ bench-cpu: deps
 $(B)/bench_cpu: tools/bench/bench_cpu.c $(B)/libarc2face.a
 	$(CC) $(CFLAGS) $< $(B)/libarc2face.a -lopenblas $(LDLIBS) -o $@
 
+# Whole-model CPU forward, ours vs PyTorch: the SD1.5 UNet at a 64x64 latent,
+# batch 1 (random weights, fp32, median of 3 after a warm-up; PROFILE=1 adds
+# seconds per op class). The PyTorch side (diffusers, 2 threads) runs when
+# diffusers is importable. tools/bench/bench_unet_cpu.c also times CLIP and IResNet.
+bench-unet-cpu: $(B)/bench_unet_cpu
+	$(B)/bench_unet_cpu unet configs/sd15_unet.json 64 1 3
+	@if python3 -c 'import diffusers' 2>/dev/null; then \
+		python3 tools/bench/bench_unet_torch.py unet configs/sd15_unet.json 64 1 3; \
+	else echo "bench-unet-cpu: diffusers not importable: PyTorch side skipped"; fi
+$(B)/bench_unet_cpu: tools/bench/bench_unet_cpu.c $(B)/libarc2face.a
+	$(CC) $(CFLAGS) $< $(B)/libarc2face.a $(LDLIBS) -o $@
+
 # `make bench`: the CPU benchmark, then, when nvcc exists and nvidia-smi sees a GPU,
 # the CUDA kernels' benchmark (tools/bench/bench_cuda.c: GB/s and %DRAM, GEMM TFLOP/s).
 bench:
@@ -119,7 +131,23 @@ bench:
 $(B)/bench_cuda: tools/bench/bench_cuda.c $(B)/libarc2face_cuda.a $(B)/libarc2face.a
 	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $< $(B)/libarc2face_cuda.a $(B)/libarc2face.a $(CUDA_LIBS) $(LDLIBS) -o $@
 
-# Fuzz the safetensors header parser (libFuzzer via clang) for FUZZ_SECONDS.
+# `make demo`: deps, build, then `arc2face generate` on the bundled tiny
+# Arc2Face-shaped model (assets/demo, made by tools/make_demo_model.py) with a
+# bundled ID vector; writes $(B)/demo/img_*.png and grid.png.
+demo: deps
+	@$(MAKE) --no-print-directory $(B)/arc2face
+	@rm -rf $(B)/demo
+	$(B)/arc2face generate --model assets/demo/model --base assets/demo/base --tokenizer assets/tokenizer \
+		--embedding assets/demo/id.npy --n 4 --steps 10 --size 128 --seed 0 --out $(B)/demo --grid
+	@echo
+	@echo "demo: the bundled model is TINY and UNTRAINED (random weights, ~5 MB): its pictures are"
+	@echo "      noise-like by design. It shows the pipeline and file layout end to end, nothing more."
+	@echo "      For real faces, fetch the released weights: tools/get-weights.sh prints the download and"
+	@echo "      conversion commands (tools/get-weights.sh --run runs them), then:"
+	@echo "      $(B)/arc2face generate --model models --base models/sd15 --photo face.jpg --arcface models/arcface.safetensors \\"
+	@echo "          --detector models/antelopev2/scrfd_10g_bnkps.safetensors --n 4 --out out --grid"
+
+# Fuzz the parsers of outside files (safetensors, torch zip/pickle, PNG/JPEG; libFuzzer via clang) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@tools/fuzz/run.sh $(FUZZ_SECONDS)

@@ -11,6 +11,11 @@
 int cmd_convert(int argc, char **argv);  // cli/convert.c
 int cmd_forward(int argc, char **argv);  // cli/forward.c
 int cmd_plan(int argc, char **argv);     // cli/plan.c
+int cmd_tokenize(int argc, char **argv); // cli/tokenize.c
+int cmd_schedule(int argc, char **argv); // cli/schedule.c
+int cmd_generate(int argc, char **argv); // cli/generate.c
+int cmd_embed(int argc, char **argv);    // cli/embed.c
+int cmd_eval_id(int argc, char **argv);  // cli/eval_id.c
 
 typedef struct {
     const char *name;
@@ -23,6 +28,11 @@ static const Verb k_verbs[] = {
     {"convert", cmd_convert, "convert torch .bin / ONNX / safetensors weights to safetensors"},
     {"forward", cmd_forward, "run one network (unet, vae-enc, vae-dec, clip, clip-id, mlp, iresnet) [+ backward]"},
     {"plan", cmd_plan, "memory plan: parameters, gradients, optimizer state, activation peak"},
+    {"tokenize", cmd_tokenize, "print the 77 CLIP token ids of a prompt (SD1.5 tokenizer)"},
+    {"schedule", cmd_schedule, "print a sampler's timesteps and sigmas (dpmpp2m, ddim, euler) as diffusers computes them"},
+    {"generate", cmd_generate, "new photos of a person from a face photo, crop or ArcFace embedding"},
+    {"embed", cmd_embed, "the ArcFace ID vector of face photos / aligned crops (print or save .npy/.safetensors)"},
+    {"eval-id", cmd_eval_id, "cosine of generated images' faces to an identity (per image and mean)"},
 };
 #define NVERBS ((int)(sizeof k_verbs / sizeof k_verbs[0]))
 

@@ -6,18 +6,19 @@
 #   tools/deps.sh --download DIR   fetch the .debs of the build packages into DIR
 #                            (for an offline machine, e.g. the GPU box: copy DIR
 #                            there as .debs/ and this script unpacks them)
-# Packages the current build links against are required; the others (HDF5,
-# libpng, libjpeg-turbo, OpenMPI, clang for `make fuzz`) are installed when a
-# package server is reachable and only warned about when it is not.
+# Packages the current build links against are required (libpng and
+# libjpeg-turbo for data/image.c among them); the others (HDF5, OpenMPI,
+# clang for `make fuzz`) are installed when a package server is reachable
+# and only warned about when it is not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-required=(gcc g++ make perl libc6-dev libcjson-dev libcjson1 zlib1g-dev)
-optional=(libpng-dev libjpeg62-turbo-dev libhdf5-dev libopenmpi-dev openmpi-bin clang libclang-rt-14-dev)
+required=(gcc g++ make perl libc6-dev libcjson-dev libcjson1 zlib1g-dev libpng-dev libjpeg62-turbo-dev)
+optional=(libhdf5-dev libopenmpi-dev openmpi-bin clang libclang-rt-14-dev)
 case "${1:-}" in
     --bench) required=(libopenblas-dev); optional=() ;;
     --download)
         mkdir -p "$2"
-        (cd "$2" && apt-get download libcjson1 libcjson-dev zlib1g-dev)
+        (cd "$2" && apt-get download libcjson1 libcjson-dev zlib1g-dev libpng-dev libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo)
         exit 0 ;;
 esac
 missing() {

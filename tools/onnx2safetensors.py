@@ -3,7 +3,7 @@
 released face models (arcface.onnx, antelopev2 glintr100.onnx,
 scrfd_10g_bnkps.onnx).
 
-Usage: onnx2safetensors.py IN.onnx OUT.safetensors [--arch auto|iresnet|generic]
+Usage: onnx2safetensors.py IN.onnx OUT.safetensors [--arch auto|iresnet|scrfd|generic]
 
 --arch iresnet (auto-detected): the graph is walked in node order and mapped by
   TOPOLOGY AND SHAPE, not by initializer name (exported names are numeric or
@@ -23,9 +23,25 @@ Usage: onnx2safetensors.py IN.onnx OUT.safetensors [--arch auto|iresnet|generic]
   of unfolded BNs is recorded in the metadata ("bn_unfolded"). Identity nodes
   (the exporter de-duplicates equal initializers through them) are resolved.
   num_batches_tracked is written as int64 0 so the key set equals torch's.
---arch generic (fallback, e.g. for SCRFD, whose mmdet names cannot be derived
-  from the graph): every float initializer and float Constant under its ONNX
-  name, unchanged (ONNX Conv weights are already [O, I, kH, kW]).
+--arch scrfd (auto-detected when the IResNet walk fails): the SCRFD detector
+  (scrfd_10g_bnkps.onnx; mmdet ResNetV1e + PAFPN + SCRFDHead) is recognised by
+  DATA FLOW from the graph input, not by node order or names: stem = three
+  Conv(3x3)+Relu then MaxPool(k2 s2); blocks = Conv3x3 Relu Conv3x3 Add(input |
+  [AveragePool(k=s, count_include_pad=0)] Conv1x1) Relu, a block with a shortcut
+  conv starts a stage (4 stages, strides 1, 2, 2, 2); neck = the 1x1 Conv
+  readers of stages 2-4 (laterals), the Add of an upsampled (Resize) level
+  (top-down), the 3x3 readers of those (fpn), the stride-2 Conv + Add
+  (bottom-up) and the stride-1 readers of the sums (pafpn); head = per level a
+  chain of Conv3x3+Relu (tower) until three Convs read the same tensor: their
+  widths A, 4A, 10A make them cls, reg, kps; the cls path must hold the Sigmoid,
+  and a constant scalar Mul on the reg path is the bbox Scale, FOLDED into
+  head.strideS.reg.{weight,bias} (w * s, b * s; the values go to the metadata
+  as bbox_scale, "bbox_scale_folded": "reg"). Unfolded BatchNormalization after
+  a Conv is folded here. Key names: nn/scrfd.h (backbone.stem.K, backbone.
+  layerS.I.{conv1,conv2,downsample}, neck.{lateral,fpn,down,pafpn}.I,
+  head.strideS.{tower.J,cls,reg,kps}; .weight [O, I, k, k] and .bias).
+--arch generic (fallback): every float initializer and float Constant under
+  its ONNX name, unchanged (ONNX Conv weights are already [O, I, kH, kW]).
 
 Input normalisation: the nodes between the graph input and the first Conv are
 inspected: Sub/Add/Mul/Div by constants there mean the normalisation is
@@ -33,7 +49,8 @@ INSIDE the graph (MXNet-converted models: insightface then feeds raw 0..255
 pixels, mean 0 std 1); otherwise it is OUTSIDE and the caller must apply
 (x - 127.5) / 127.5 (insightface's rule, which also looks at the first 8 node
 names for Sub/_minus + Mul/_mul). Recorded in __metadata__ as
-input_norm = inside|outside, input_mean, input_std (what the caller applies)
+input_norm = inside|outside, input_mean, input_std (what the caller applies;
+for SCRFD outside means (x - 127.5) / 128, insightface's detector values)
 and, when inside, graph_norm (the ops found).
 
 Errors: one line "onnx2safetensors: error: ..." on stderr, exit 1.
@@ -320,6 +337,255 @@ def map_iresnet(G):
     return W.t, meta
 
 
+# ------------------------------------------------------------ SCRFD mapping
+
+class NotSCRFD(Exception):
+    pass
+
+
+SCRFD_STRIDES = (8, 16, 32)
+# Ops the head's outputs pass through on their way to the graph outputs (export form:
+# sigmoid / Scale, then permute + reshape to [rows, C]).
+SCRFD_TAIL_OPS = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast", "Identity", "Sigmoid", "Mul")
+
+
+class Flow:
+    """Data flow of the graph: consumers of each tensor (Identity resolved), producers."""
+
+    def __init__(self, G):
+        self.G = G
+        self.cons, self.prod = {}, {}
+        for n in G.g.node:
+            if n.op_type in ("Constant", "Identity"):
+                continue
+            for i in n.input:
+                if i:
+                    self.cons.setdefault(G.resolve(i), []).append(n)
+            for o in n.output:
+                self.prod[o] = n
+        self.outputs = {o.name for o in G.g.output}
+        self.used = set()
+
+    def consumers(self, t, op=None):
+        return [n for n in self.cons.get(self.G.resolve(t), []) if op is None or n.op_type == op]
+
+    def only(self, t, op, what):
+        c = self.consumers(t, op)
+        if len(c) != 1:
+            raise NotSCRFD(f"{what}: {len(c)} {op} nodes read {t}, want 1")
+        return c[0]
+
+    def producer(self, t):
+        return self.prod.get(self.G.resolve(t))
+
+    def conv(self, n, what, k=None, stride=None):
+        """(weight, bias, output tensor) of Conv n with a BatchNormalization after it folded in."""
+        w = self.G.get(n.input[1])
+        if w is None or w.ndim != 4:
+            raise NotSCRFD(f"{what}: Conv without a constant 4-D weight")
+        if attr(n, "group", 1) != 1 or any(d != 1 for d in attr(n, "dilations", [1, 1])):
+            raise NotSCRFD(f"{what}: grouped or dilated Conv")
+        if k is not None and tuple(w.shape[2:]) != (k, k):
+            raise NotSCRFD(f"{what}: kernel {tuple(w.shape[2:])}, want {k}x{k}")
+        s = tuple(attr(n, "strides", [1, 1]))
+        if stride is not None and s != (stride, stride):
+            raise NotSCRFD(f"{what}: stride {s}, want {stride}")
+        pads = list(attr(n, "pads", [0, 0, 0, 0]))
+        if k is not None and pads != [k // 2] * 4:
+            raise NotSCRFD(f"{what}: pads {pads}, want {k // 2}")
+        b = self.G.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        w = w.astype(np.float64)
+        b = np.zeros(w.shape[0]) if b is None else b.astype(np.float64).reshape(-1)
+        out = n.output[0]
+        bn = self.consumers(out)
+        if len(bn) == 1 and bn[0].op_type == "BatchNormalization":  # not folded by the exporter: fold here
+            g, beta, mean, var = [self.G.get(i) for i in bn[0].input[1:5]]
+            if any(v is None for v in (g, beta, mean, var)):
+                raise NotSCRFD(f"{what}: BatchNormalization with non-constant parameters")
+            f = g.astype(np.float64) / np.sqrt(var.astype(np.float64) + float(attr(bn[0], "epsilon", 1e-5)))
+            w, b = w * f[:, None, None, None], (b - mean) * f + beta
+            out = bn[0].output[0]
+        self.used.add(id(n))
+        return w.astype(np.float32), b.astype(np.float32), out
+
+    def relu_after(self, t, what):
+        return self.only(t, "Relu", what).output[0]
+
+
+def map_scrfd(G):
+    """SCRFD (mmdet ResNetV1e + PAFPN + SCRFDHead, BN folded) by data flow from the input; see
+    nn/scrfd.h for the key names. The bbox Scale (a constant scalar Mul on the reg path) is folded
+    into head.strideS.reg.{weight,bias}; its values are recorded in the metadata."""
+    F = Flow(G)
+    T = {}
+
+    def put(key, w, b):
+        if key + ".weight" in T:
+            raise NotSCRFD(f"{key} mapped twice")
+        T[key + ".weight"], T[key + ".bias"] = np.ascontiguousarray(w), np.ascontiguousarray(b)
+
+    if not G.inputs:
+        raise NotSCRFD("no graph input")
+    t = G.inputs[0]
+    # stem: 3 x (conv3x3, ReLU), MaxPool
+    for k in range(3):
+        n = F.only(t, "Conv", f"stem conv {k}")
+        w, b, o = F.conv(n, f"stem conv {k}", 3, 2 if k == 0 else 1)
+        if k == 0 and w.shape[1] != 3:
+            raise NotSCRFD("the first Conv does not read 3 channels")
+        put(f"backbone.stem.{k}", w, b)
+        t = F.relu_after(o, f"stem conv {k}")
+    mp = F.only(t, "MaxPool", "stem max pool")
+    if list(attr(mp, "kernel_shape", [])) != [2, 2] or list(attr(mp, "strides", [])) != [2, 2]:
+        raise NotSCRFD("the stem pool is not MaxPool k2 s2")
+    t = mp.output[0]
+    # BasicBlocks: conv3x3 ReLU conv3x3 Add(identity | [AveragePool] conv1x1) ReLU
+    stage_out, blocks = [], []
+    while True:
+        c1 = [n for n in F.consumers(t, "Conv") if G.get(n.input[1]) is not None and G.get(n.input[1]).shape[2:] == (3, 3)]
+        if not c1:
+            break
+        if len(c1) != 1:
+            raise NotSCRFD(f"{len(c1)} 3x3 convs read a block input")
+        stride = int(attr(c1[0], "strides", [1, 1])[0])
+        w1, b1, o = F.conv(c1[0], "block conv1", 3)
+        h = F.relu_after(o, "block conv1")
+        w2, b2, o = F.conv(F.only(h, "Conv", "block conv2"), "block conv2", 3, 1)
+        add = F.only(o, "Add", "block residual")
+        other = [i for i in add.input if G.resolve(i) != G.resolve(o)]
+        if len(other) != 1:
+            raise NotSCRFD("block residual Add without a second input")
+        ds = None
+        if G.resolve(other[0]) != G.resolve(t):
+            dc = F.producer(other[0])
+            if dc is not None and dc.op_type == "BatchNormalization":  # unfolded BN after the shortcut conv
+                dc = F.producer(dc.input[0])
+            if dc is None or dc.op_type != "Conv":
+                raise NotSCRFD("block shortcut is neither the input nor a Conv")
+            src = F.producer(dc.input[0])
+            if stride != 1:
+                if src is None or src.op_type != "AveragePool" or G.resolve(src.input[0]) != G.resolve(t) \
+                        or list(attr(src, "kernel_shape", [])) != [stride, stride] \
+                        or attr(src, "count_include_pad", 0) != 0:
+                    raise NotSCRFD("strided block shortcut is not AveragePool(k=s, s=s, count_include_pad=0) + conv1x1")
+            elif G.resolve(dc.input[0]) != G.resolve(t):
+                raise NotSCRFD("block shortcut conv does not read the block input")
+            ds = F.conv(dc, "block downsample", 1, 1)
+        elif stride != 1:
+            raise NotSCRFD("strided block without a downsample shortcut")
+        if ds is not None or not blocks:
+            blocks.append([])
+            stage_out.append(None)
+        p = f"backbone.layer{len(blocks)}.{len(blocks[-1])}"
+        put(f"{p}.conv1", w1, b1)
+        put(f"{p}.conv2", w2, b2)
+        if ds is not None:
+            put(f"{p}.downsample", ds[0], ds[1])
+        blocks[-1].append(stride)
+        t = F.relu_after(add.output[0], "block output")
+        stage_out[-1] = t
+    if len(blocks) != 4 or [s[0] for s in blocks] != [1, 2, 2, 2]:
+        raise NotSCRFD(f"backbone stages {[len(b) for b in blocks]} with strides {[s[0] for s in blocks]}, "
+                       "want 4 stages with strides 1, 2, 2, 2")
+    # PAFPN: laterals on C3, C4, C5
+    L = []
+    for i, so in enumerate(stage_out):
+        lat = [n for n in F.consumers(so, "Conv") if id(n) not in F.used]
+        if i == 0 and lat:
+            raise NotSCRFD("a lateral conv on layer1 (start_level 0 is not supported)")
+        if i > 0:
+            if len(lat) != 1:
+                raise NotSCRFD(f"stage {i + 1}: {len(lat)} lateral convs")
+            w, b, o = F.conv(lat[0], f"lateral {i - 1}", 1, 1)
+            put(f"neck.lateral.{i - 1}", w, b)
+            L.append(o)
+    cur = [None, None, L[2]]
+    for i in (1, 0):  # top-down
+        add = F.only(L[i], "Add", f"top-down add {i}")
+        other = [x for x in add.input if G.resolve(x) != G.resolve(L[i])]
+        up = F.producer(other[0]) if len(other) == 1 else None
+        if up is None or up.op_type not in ("Resize", "Upsample") or G.resolve(up.input[0]) != G.resolve(cur[i + 1]):
+            raise NotSCRFD(f"top-down add {i} does not add an upsampled level {i + 1}")
+        cur[i] = add.output[0]
+    I = []
+    for i in range(3):
+        c = [n for n in F.consumers(cur[i], "Conv") if id(n) not in F.used]
+        if len(c) != 1:
+            raise NotSCRFD(f"fpn conv {i}: {len(c)} candidates")
+        w, b, o = F.conv(c[0], f"fpn conv {i}", 3, 1)
+        put(f"neck.fpn.{i}", w, b)
+        I.append(o)
+    for i in range(2):  # bottom-up
+        c = [n for n in F.consumers(I[i], "Conv") if tuple(attr(n, "strides", [1, 1])) == (2, 2)]
+        if len(c) != 1:
+            raise NotSCRFD(f"downsample conv {i}: {len(c)} candidates")
+        w, b, o = F.conv(c[0], f"neck downsample {i}", 3, 2)
+        put(f"neck.down.{i}", w, b)
+        add = F.only(o, "Add", f"bottom-up add {i}")
+        if G.resolve(I[i + 1]) not in [G.resolve(x) for x in add.input]:
+            raise NotSCRFD(f"bottom-up add {i} does not add fpn level {i + 1}")
+        I[i + 1] = add.output[0]
+    P = [I[0]]
+    for i in range(2):
+        c = [n for n in F.consumers(I[i + 1], "Conv") if id(n) not in F.used
+             and tuple(attr(n, "strides", [1, 1])) == (1, 1)]
+        if len(c) != 1:
+            raise NotSCRFD(f"pafpn conv {i}: {len(c)} candidates")
+        w, b, o = F.conv(c[0], f"pafpn conv {i}", 3, 1)
+        put(f"neck.pafpn.{i}", w, b)
+        P.append(o)
+    # head per stride: tower (conv3x3 ReLU)*, then cls / reg / kps (told apart by width A, 4A, 10A)
+    scales, towers = [], []
+    for l, s in enumerate(SCRFD_STRIDES):
+        t, j = P[l], 0
+        while True:
+            c = [n for n in F.consumers(t, "Conv") if id(n) not in F.used]
+            if len(c) == 1:
+                w, b, o = F.conv(c[0], f"stride {s} tower {j}", 3, 1)
+                put(f"head.stride{s}.tower.{j}", w, b)
+                t, j = F.relu_after(o, f"stride {s} tower {j}"), j + 1
+            elif len(c) == 3 and j > 0:
+                break
+            else:
+                raise NotSCRFD(f"stride {s}: {len(c)} convs read the tower level {j}")
+        towers.append(j)
+        preds = sorted((F.conv(n, f"stride {s} predictor", 3, 1) for n in c), key=lambda p: p[0].shape[0])
+        A = preds[0][0].shape[0]
+        if [p[0].shape[0] for p in preds] != [A, 4 * A, 10 * A]:
+            raise NotSCRFD(f"stride {s}: predictor widths {[p[0].shape[0] for p in preds]}, want A, 4A, 10A")
+        tails = []
+        for (w, b, o), name in zip(preds, ("cls", "reg", "kps")):
+            ops, scale, x = [], 1.0, o
+            for _ in range(16):
+                if x in F.outputs:
+                    break
+                nx = F.consumers(x)
+                if len(nx) != 1 or nx[0].op_type not in SCRFD_TAIL_OPS:
+                    raise NotSCRFD(f"stride {s} {name}: unexpected {[n.op_type for n in nx]} after the predictor")
+                if nx[0].op_type == "Mul":
+                    k = [G.get(i) for i in nx[0].input if G.resolve(i) != G.resolve(x)]
+                    if len(k) != 1 or k[0] is None or k[0].size != 1:
+                        raise NotSCRFD(f"stride {s} {name}: Mul by a non-scalar")
+                    scale *= float(np.ravel(k[0])[0])
+                ops.append(nx[0].op_type)
+                x = nx[0].output[0]
+            tails.append((ops, scale))
+        if "Sigmoid" not in tails[0][0] or "Sigmoid" in tails[1][0] + tails[2][0]:
+            raise NotSCRFD(f"stride {s}: the sigmoid is not on the cls output alone")
+        if tails[0][1] != 1.0 or tails[2][1] != 1.0:
+            raise NotSCRFD(f"stride {s}: a Scale on the cls or kps output")
+        sc = tails[1][1]
+        put(f"head.stride{s}.cls", preds[0][0], preds[0][1])
+        put(f"head.stride{s}.reg", (preds[1][0].astype(np.float64) * sc).astype(np.float32),
+            (preds[1][1].astype(np.float64) * sc).astype(np.float32))
+        put(f"head.stride{s}.kps", preds[2][0], preds[2][1])
+        scales.append(sc)
+    meta = {"arch": "scrfd", "key_names": "arc2face-scrfd", "layers": ",".join(str(len(b)) for b in blocks),
+            "anchors": str(A), "tower": ",".join(map(str, towers)),
+            "bbox_scale": ",".join(repr(float(np.float32(x))) for x in scales), "bbox_scale_folded": "reg"}
+    return T, meta
+
+
 def map_generic(G):
     out = {}
     for name, v in G.const.items():
@@ -334,7 +600,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("input")
     ap.add_argument("output")
-    ap.add_argument("--arch", choices=("auto", "iresnet", "generic"), default="auto")
+    ap.add_argument("--arch", choices=("auto", "iresnet", "scrfd", "generic"), default="auto")
     a = ap.parse_args()
     try:
         model = onnx.load(a.input)
@@ -343,17 +609,28 @@ def main():
     except Exception as e:  # noqa: BLE001 -- onnx raises DecodeError and others
         die(f"{a.input}: not a readable ONNX model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
     G = Graph(model)
+    tensors, meta, why = None, None, {}
     if a.arch in ("auto", "iresnet"):
         try:
             tensors, meta = map_iresnet(G)
         except NotIResNet as e:
             if a.arch == "iresnet":
                 die(f"{a.input}: not an IResNet graph: {e}")
-            tensors, meta = map_generic(G)
-            meta["iresnet_mismatch"] = str(e)[:200]
-    else:
+            why["iresnet_mismatch"] = str(e)[:200]
+    if tensors is None and a.arch in ("auto", "scrfd"):
+        try:
+            tensors, meta = map_scrfd(G)
+        except NotSCRFD as e:
+            if a.arch == "scrfd":
+                die(f"{a.input}: not an SCRFD graph: {e}")
+            why["scrfd_mismatch"] = str(e)[:200]
+    if tensors is None:
         tensors, meta = map_generic(G)
-    meta.update(detect_norm(G))
+        meta.update(why)
+    norm = detect_norm(G)
+    if meta["arch"] == "scrfd" and norm["input_norm"] == "outside":
+        norm["input_std"] = "128"  # insightface's detector: (x - 127.5) / 128 (not the recognizer's 127.5)
+    meta.update(norm)
     shape = []
     for i in G.g.input:
         if i.name in G.inputs[:1]:

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# run.sh SECONDS: fuzzes the weight-file parsers with libFuzzer for SECONDS in
-# all (default 60), split evenly between the targets:
+# run.sh SECONDS: fuzzes the weight-file parsers and the image decoders with
+# libFuzzer for SECONDS in all (default 60), split evenly between the targets:
 #   fuzz_safetensors  tools/fuzz/fuzz_safetensors.c  seeds tools/fuzz/seeds/ (= the test fixtures)
 #   fuzz_torch        tools/fuzz/fuzz_torch.c        seeds tools/fuzz/seeds-torch/ (torch.save
 #                     files and their data.pkl, first byte = mode, see fuzz_torch.c)
+#   fuzz_image        tools/fuzz/fuzz_image.c        seeds tools/fuzz/seeds-image/ (tiny PNGs
+#                     and JPEGs from tests/fixtures/image; libpng + libjpeg-turbo)
 # Each is built with clang -fsanitize=fuzzer,address,undefined; the committed
 # seeds are copied into tools/fuzz/corpus-work/<target>/ (gitignored) and the
 # target runs there. Exits non-zero on a crash, leak or sanitizer report;
@@ -15,7 +17,7 @@ cd "$root"
 CLANG="${CLANG:-$(command -v clang-14 || command -v clang)}"
 work=tools/fuzz/corpus-work
 mkdir -p "$work" build
-each=$(( secs / 2 > 0 ? secs / 2 : 1 ))
+each=$(( secs / 3 > 0 ? secs / 3 : 1 ))
 
 # fuzz_one TARGET SEEDS DICT MAX_LEN SOURCES...
 fuzz_one() {
@@ -38,3 +40,5 @@ fuzz_one fuzz_safetensors tools/fuzz/seeds tools/fuzz/safetensors.dict 4096 \
     tools/fuzz/fuzz_safetensors.c nn/safetensors.c kernels/common.c kernels/tensor.c
 fuzz_one fuzz_torch tools/fuzz/seeds-torch tools/fuzz/torch.dict 8192 \
     tools/fuzz/fuzz_torch.c nn/torch_zip.c nn/torch_pickle.c nn/safetensors.c kernels/common.c kernels/tensor.c
+fuzz_one fuzz_image tools/fuzz/seeds-image tools/fuzz/image.dict 8192 \
+    tools/fuzz/fuzz_image.c data/image.c kernels/common.c -lpng -ljpeg

@@ -24,6 +24,20 @@ weights AND random BatchNorm statistics, exports it with torch.onnx.export
      $A2F_BIN overrides) produces the same file contents, and
      `arc2face forward --model iresnet` on the converted weights reproduces
      the torch model's output (max rel err <= 1e-4, fp32 CPU).
+  8. SCRFD (tools/ref/make_scrfd_fixtures.py's mmdet-structured SCRFD-10G-KPS at
+     the REAL widths, random weights, non-identity BN, random Scale values),
+     exported with dynamic H/W (BN folded) and converted by auto-detection:
+     arch scrfd, 116 tensors holding 4,225,934 values (the released file's
+     4,225,937 folded floats less the 3 Scale scalars, folded into reg; the
+     torch model has the documented 4,229,905 trainable parameters), layers
+     3,4,2,3, the Scale values in the metadata, and a plain-torch forward of the
+     converted weights (our names) reproduces the model's 9 outputs at 640x640
+     (bbox/kps max rel err <= 1e-5; scores <= 1e-4 absolute: the random
+     untrained net has activations up to ~1e4, so the float32 rounding of the
+     folded weights moves logits noticeably unless the predictors are rescaled
+     to O(1) outputs, as tune_biases does; measured ~2e-6). Also a small SCRFD exported WITHOUT
+     constant folding (BatchNormalization nodes kept, folded by the tool), and
+     --arch scrfd refusing an IResNet graph in one line.
   --full: also exports a random full IResNet-100 at 112x112 and checks the key
      list against shared/reference/keys/keys_iresnet100.txt (about 1 minute).
 """
@@ -289,6 +303,58 @@ def case_cli(tmp, folded):
         check(set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a), "arc2face convert .onnx = tool output")
 
 
+def case_scrfd(tmp, iresnet_onnx):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import make_scrfd_fixtures as S
+    m = S.build(S.FULL, 3)
+    x = torch.randn(1, 3, 640, 640, generator=torch.Generator().manual_seed(9))
+    S.tune_biases(m, x)
+    check(sum(p.numel() for p in m.parameters()) == 4229905, "scrfd: torch model has 4,229,905 trainable parameters")
+    p, out = os.path.join(tmp, "scrfd.onnx"), os.path.join(tmp, "scrfd.safetensors")
+    S.export(m, p)
+    r = run_tool(p, out)
+    check(r.returncode == 0, f"scrfd: tool ran ({r.stderr.strip()[-300:]})")
+    if r.returncode:
+        return
+    t, meta = load(out)
+    n = sum(v.numel() for v in t.values())
+    check(meta.get("arch") == "scrfd" and meta.get("layers") == "3,4,2,3" and meta.get("anchors") == "2"
+          and meta.get("tower") == "3,3,3" and meta.get("input_std") == "128",
+          f"scrfd: auto-detected ({meta.get('arch')}, {meta.get('layers')}, input_std {meta.get('input_std')})")
+    check(len(t) == 116 and n == 4225934, f"scrfd: 116 tensors, 4,225,934 values ({len(t)}, {n})")
+    want = ",".join(repr(float(sc.detach().float())) for sc in m.scales)
+    check(meta.get("bbox_scale") == want, f"scrfd: bbox_scale {meta.get('bbox_scale')} == {want}")
+    T = {k: v.numpy() for k, v in t.items()}
+    with torch.no_grad():
+        a, b = m(x), S.folded_forward(T, x, S.FULL)
+    shapes = [tuple(v.shape) for v in a]
+    check(shapes == [(12800, 1), (3200, 1), (800, 1), (12800, 4), (3200, 4), (800, 4), (12800, 10), (3200, 10),
+                     (800, 10)], f"scrfd: output shapes at 640 {shapes}")
+    es = max(float((u - v).abs().max()) for u, v in zip(b[:3], a[:3]))
+    eb = max(rel_err(u, v) for u, v in zip(b[3:], a[3:]))
+    check(es <= 1e-4 and eb <= 1e-5, f"scrfd: converted weights reproduce the model (scores {es:.2e}, bbox/kps {eb:.2e})")
+    # BN kept in the graph (no constant folding): folded by the tool
+    m2 = S.build(S.SMALL, 5)
+    S.tune_biases(m2, torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(10)))  # O(1) predictor outputs
+    p2, out2 = os.path.join(tmp, "scrfd_bn.onnx"), os.path.join(tmp, "scrfd_bn.safetensors")
+    torch.onnx.export(m2, torch.randn(1, 3, 64, 64), p2, input_names=["input.1"], opset_version=11, dynamo=False,
+                      do_constant_folding=False, dynamic_axes={"input.1": {2: "h", 3: "w"}})
+    r = run_tool(p2, out2, "--arch", "scrfd")
+    check(r.returncode == 0, f"scrfd unfolded BN: tool ran ({r.stderr.strip()[-300:]})")
+    if r.returncode == 0:
+        t2, _ = load(out2)
+        x2 = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(10))
+        with torch.no_grad():
+            a, b = m2(x2), S.folded_forward({k: v.numpy() for k, v in t2.items()}, x2, S.SMALL)
+        es = max(float((u - v).abs().max()) for u, v in zip(b[:3], a[:3]))
+        eb = max(rel_err(u, v) for u, v in zip(b[3:], a[3:]))
+        check(es <= 1e-4 and eb <= 1e-5, f"scrfd unfolded BN: folded by the tool (scores {es:.2e}, bbox/kps {eb:.2e})")
+    if iresnet_onnx:
+        r = run_tool(iresnet_onnx, os.path.join(tmp, "x.safetensors"), "--arch", "scrfd")
+        check(r.returncode == 1 and r.stderr.count("\n") == 1 and "not an SCRFD graph" in r.stderr,
+              f"scrfd: --arch scrfd refuses an IResNet in one line ({r.stderr.strip()})")
+
+
 def case_full(tmp):
     torch.manual_seed(0)
     m = IResNet([3, 13, 30, 3]).eval()
@@ -318,6 +384,7 @@ def main():
         case_generic(tmp)
         case_errors(tmp)
         case_cli(tmp, folded)
+        case_scrfd(tmp, folded[1] if folded else None)
         if "--full" in sys.argv:
             case_full(tmp)
     print(f"{len(FAILS)} failed")
