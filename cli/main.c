@@ -81,7 +81,7 @@ static void print_help(FILE *f) {
     fprintf(f,
             "\n"
             "Run \"arc2face VERB --help\" for the details of a verb.\n"
-            "More verbs (generate, embed, train, eval, schedule) arrive later.\n"
+            "Training (train) arrives with the training issue.\n"
             "Exit status: 0 success, 1 error (one \"arc2face: error:\" line on stderr), 2 usage error.\n");
 }
 
