@@ -54,8 +54,16 @@ $(B)/libarc2face.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# With nvcc the CLI links the CUDA backend too (--device cuda); the CUDA
+# runtime libraries load on any machine with the toolkit, and without a GPU
+# --device cuda reports that no device is present.
+ifeq ($(NVCC),)
 $(B)/arc2face: $(CLI_OBJ) $(B)/libarc2face.a
 	$(CC) $(CFLAGS) $(CLI_OBJ) $(B)/libarc2face.a $(LDLIBS) -o $@
+else
+$(B)/arc2face: $(CLI_OBJ) $(B)/libarc2face_cuda.a $(B)/libarc2face.a
+	$(CC) $(CFLAGS) $(CLI_OBJ) -Wl,-u,cuda_backend $(B)/libarc2face_cuda.a $(B)/libarc2face.a $(CUDA_LIBS) $(LDLIBS) -o $@
+endif
 
 $(B)/test_arc2face: $(TEST_OBJ) $(B)/libarc2face.a
 	$(CC) $(CFLAGS) $(TEST_OBJ) $(B)/libarc2face.a $(LDLIBS) -o $@

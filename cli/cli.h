@@ -7,6 +7,8 @@
 #pragma once
 #include <stdint.h>
 
+#include "../kernels/backend.h"
+
 #define CLI_OK 0
 #define CLI_ERR 1
 #define CLI_USAGE 2
@@ -19,5 +21,16 @@ int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((forma
 const char *cli_group(char *buf, uint64_t n);
 // 1 when s is "--help" or "-h".
 int cli_is_help(const char *s);
+
+// cli/options.c: options several verbs share.
+// --device cpu|cuda and --dtype f32|bf16 -> *be, *dt. Usage errors (exit 2) name
+// VERB ("--dtype must be f32 or bf16, not 'X'", "the CPU backend computes in f32
+// only (use --dtype f32)", "--device must be cpu or cuda, not 'X'"); a build
+// without the CUDA backend gives "VERB: this build has no CUDA backend ..."
+// (exit 1). Returns CLI_OK or the exit status.
+int cli_backend(const char *verb, const char *device, const char *dtype, const Backend **be, DType *dt);
+// --face K (argv[*i] is "--face"): consumes the value, K in [0, 100000] ->
+// *face. Returns CLI_OK or CLI_USAGE ("--face needs a value", "bad --face 'X'").
+int cli_face_option(const char *verb, int argc, char **argv, int *i, long *face);
 
 int cmd_inspect(int argc, char **argv);

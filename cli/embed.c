@@ -8,9 +8,6 @@
 #include "../kernels/common.h"
 #include "cli.h"
 
-// The CUDA backend is linked only into CUDA builds; NULL otherwise.
-const Backend *cuda_backend(void) __attribute__((weak));
-
 #define MAX_SOURCES 256
 
 static void usage(FILE *f) {
@@ -62,11 +59,8 @@ int cmd_embed(int argc, char **argv) {
                            : !strcmp(a, "--dtype")    ? &dtype
                                                       : NULL;
         if (!strcmp(a, "--face")) {
-            if (++i == argc) return cli_usage_error("embed", "--face needs a value");
-            char *end;
-            face = strtol(argv[i], &end, 10);
-            if (*end || end == argv[i] || face < 0 || face > 100000)
-                return cli_usage_error("embed", "bad --face '%s'", argv[i]);
+            int rc = cli_face_option("embed", argc, argv, &i, &face);
+            if (rc) return rc;
             continue;
         }
         if (dst) {
@@ -89,22 +83,9 @@ int cmd_embed(int argc, char **argv) {
                                "112x112 crops with --crop");
 
     DType dt;
-    if (!strcmp(dtype, "f32"))
-        dt = DT_F32;
-    else if (!strcmp(dtype, "bf16"))
-        dt = DT_BF16;
-    else
-        return cli_usage_error("embed", "--dtype must be f32 or bf16, not '%s'", dtype);
     const Backend *be;
-    if (!strcmp(device, "cpu")) {
-        be = cpu_backend();
-        if (dt != DT_F32) return cli_usage_error("embed", "the CPU backend computes in f32 only (use --dtype f32)");
-    } else if (!strcmp(device, "cuda")) {
-        if (!cuda_backend) return cli_error("embed: this build has no CUDA backend (link build/libarc2face_cuda.a)");
-        be = cuda_backend();
-    } else {
-        return cli_usage_error("embed", "--device must be cpu or cuda, not '%s'", device);
-    }
+    int brc = cli_backend("embed", device, dtype, &be, &dt);
+    if (brc) return brc;
 
     IdEmbedder e;
     if (need_rec && embedder_open(&e, arcface, crop ? NULL : detector, be, dt) != 0)

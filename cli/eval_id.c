@@ -10,9 +10,6 @@
 #include "../kernels/common.h"
 #include "cli.h"
 
-// The CUDA backend is linked only into CUDA builds; NULL otherwise.
-const Backend *cuda_backend(void) __attribute__((weak));
-
 #define MAX_INPUTS 4096
 #define MAX_IDENTITY 64
 
@@ -54,11 +51,8 @@ int cmd_eval_id(int argc, char **argv) {
             continue;
         }
         if (!strcmp(a, "--face")) {
-            if (++i == argc) return cli_usage_error("eval-id", "--face needs a value");
-            char *end;
-            face = strtol(argv[i], &end, 10);
-            if (*end || end == argv[i] || face < 0 || face > 100000)
-                return cli_usage_error("eval-id", "bad --face '%s'", argv[i]);
+            int rc = cli_face_option("eval-id", argc, argv, &i, &face);
+            if (rc) return rc;
             continue;
         }
         const char **dst = !strcmp(a, "--arcface")    ? &arcface
@@ -79,22 +73,9 @@ int cmd_eval_id(int argc, char **argv) {
     if (ngen == 0) return cli_usage_error("eval-id", "no generated images given");
     if (!arcface || !detector) return cli_usage_error("eval-id", "--arcface and --detector are required");
     DType dt;
-    if (!strcmp(dtype, "f32"))
-        dt = DT_F32;
-    else if (!strcmp(dtype, "bf16"))
-        dt = DT_BF16;
-    else
-        return cli_usage_error("eval-id", "--dtype must be f32 or bf16, not '%s'", dtype);
     const Backend *be;
-    if (!strcmp(device, "cpu")) {
-        be = cpu_backend();
-        if (dt != DT_F32) return cli_usage_error("eval-id", "the CPU backend computes in f32 only (use --dtype f32)");
-    } else if (!strcmp(device, "cuda")) {
-        if (!cuda_backend) return cli_error("eval-id: this build has no CUDA backend (link build/libarc2face_cuda.a)");
-        be = cuda_backend();
-    } else {
-        return cli_usage_error("eval-id", "--device must be cpu or cuda, not '%s'", device);
-    }
+    int brc = cli_backend("eval-id", device, dtype, &be, &dt);
+    if (brc) return brc;
 
     IdEmbedder e;
     if (embedder_open(&e, arcface, detector, be, dt) != 0) return cli_error("%s", a2f_last_error());

@@ -11,7 +11,6 @@
 #include "cli.h"
 
 // The CUDA backend is linked only into CUDA builds; NULL otherwise.
-const Backend *cuda_backend(void) __attribute__((weak));
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -72,18 +71,8 @@ int cmd_forward(int argc, char **argv) {
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", models_get(i)->name);
         return cli_usage_error("forward", "unknown model '%s' (one of %s)", o.model, names);
     }
-    if (!strcmp(dtype, "f32")) o.dt = DT_F32;
-    else if (!strcmp(dtype, "bf16")) o.dt = DT_BF16;
-    else return cli_usage_error("forward", "--dtype must be f32 or bf16, not '%s'", dtype);
-    if (!strcmp(device, "cpu")) {
-        o.be = cpu_backend();
-        if (o.dt != DT_F32) return cli_usage_error("forward", "the CPU backend computes in f32 only (use --dtype f32)");
-    } else if (!strcmp(device, "cuda")) {
-        if (!cuda_backend) return cli_error("forward: this build has no CUDA backend (link build/libarc2face_cuda.a)");
-        o.be = cuda_backend();
-    } else {
-        return cli_usage_error("forward", "--device must be cpu or cuda, not '%s'", device);
-    }
+    int brc = cli_backend("forward", device, dtype, &o.be, &o.dt);
+    if (brc != CLI_OK) return brc;
     o.act_bytes = (size_t)mem_mb << 20;
     if (models_run(&o)) return cli_error("forward: %s", a2f_last_error());
     printf("%s: wrote out%s\n", o.out, o.grad ? " and gradients" : "");

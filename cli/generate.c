@@ -22,7 +22,6 @@
 #include "cli.h"
 
 // The CUDA backend is linked only into CUDA builds; NULL otherwise.
-const Backend *cuda_backend(void) __attribute__((weak));
 
 #define MAX_PHOTOS 64
 
@@ -237,19 +236,9 @@ int cmd_generate(int argc, char **argv) {
     else if (!strcmp(negative, "zero")) o.negative = NEGATIVE_ZERO;
     else return cli_usage_error("generate", "--negative must be empty or zero, not '%s'", negative);
     DType dt;
-    if (!strcmp(dtype, "f32")) dt = DT_F32;
-    else if (!strcmp(dtype, "bf16")) dt = DT_BF16;
-    else return cli_usage_error("generate", "--dtype must be f32 or bf16, not '%s'", dtype);
     const Backend *be;
-    if (!strcmp(device, "cpu")) {
-        be = cpu_backend();
-        if (dt != DT_F32) return cli_usage_error("generate", "the CPU backend computes in f32 only (use --dtype f32)");
-    } else if (!strcmp(device, "cuda")) {
-        if (!cuda_backend) return cli_error("generate: this build has no CUDA backend (link build/libarc2face_cuda.a)");
-        be = cuda_backend();
-    } else {
-        return cli_usage_error("generate", "--device must be cpu or cuda, not '%s'", device);
-    }
+    int brc = cli_backend("generate", device, dtype, &be, &dt);
+    if (brc != CLI_OK) return brc;
 
     // ---- the model folders
     char unet_dir[4096], enc_dir[4096], vae_dir[4096], sched[4096], tok_dir[4096], probe[4200];

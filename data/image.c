@@ -17,10 +17,10 @@
 #include <jpeglib.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../kernels/common.h"
+#include "../kernels/mapfile.h"
 
 #define IMAGE_MAX_FILE (1ull << 31)  // 2 GiB: more than any photo
 
@@ -291,43 +291,10 @@ int image_load_memory(Image *im, const void *data, size_t n, const char *name) {
 
 int image_load(Image *im, const char *path) {
     memset(im, 0, sizeof *im);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        a2f_set_error("%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        a2f_set_error("%s: not a regular file", path);
-        close(fd);
-        return -1;
-    }
-    if ((unsigned long long)sb.st_size > IMAGE_MAX_FILE) {
-        a2f_set_error("%s: file too large for an image (%lld bytes)", path, (long long)sb.st_size);
-        close(fd);
-        return -1;
-    }
-    size_t n = (size_t)sb.st_size, got = 0;
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) {
-        a2f_set_error("%s: out of memory reading %zu bytes", path, n);
-        close(fd);
-        return -1;
-    }
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            a2f_set_error("%s: read error: %s", path, r < 0 ? strerror(errno) : "unexpected end of file");
-            free(buf);
-            close(fd);
-            return -1;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    int rc = image_load_memory(im, buf, n, path);
-    free(buf);
+    MappedFile f;
+    if (read_file(&f, path, IMAGE_MAX_FILE, "an image")) return -1;
+    int rc = image_load_memory(im, f.data, f.len, path);
+    unmap_file(&f);
     return rc;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../kernels/common.h"
+#include "../kernels/mapfile.h"
 
 #define PUSH(p, call)                   \
     do {                                \
@@ -109,19 +110,9 @@ int mlp_config_parse(MlpConfig *c, const char *json, const char *name) {
 }
 
 int mlp_config_read(MlpConfig *c, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        a2f_set_error("%s: cannot open", path);
-        return -1;
-    }
-    char *buf = xmalloc(1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    int big = !feof(f);
-    fclose(f);
-    buf[n] = 0;
-    int rc = -1;
-    if (big) a2f_set_error("%s: larger than 1 MiB, not a config", path);
-    else rc = mlp_config_parse(c, buf, path);
+    char *buf = read_small_text(path, "config");
+    if (!buf) return -1;
+    int rc = mlp_config_parse(c, buf, path);
     free(buf);
     return rc;
 }

@@ -9,10 +9,10 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../kernels/common.h"
+#include "../kernels/mapfile.h"
 
 // ---- dtypes ----------------------------------------------------------------
 
@@ -587,38 +587,13 @@ int st_open_memory(SafeTensors *st, const char *name, const void *buf, size_t le
 
 int st_open(SafeTensors *st, const char *path) {
     memset(st, 0, sizeof *st);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        a2f_set_error("%s: cannot open: %s", path, strerror(errno));
+    MappedFile m;
+    if (map_file(&m, path)) return -1;
+    if (st_open_memory(st, path, m.data, m.len)) {
+        unmap_file(&m);
         return -1;
     }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        a2f_set_error("%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        a2f_set_error("%s: not a regular file", path);
-        close(fd);
-        return -1;
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = NULL;
-    if (len > 0) {
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            a2f_set_error("%s: cannot mmap %zu bytes: %s", path, len, strerror(errno));
-            close(fd);
-            return -1;
-        }
-    }
-    close(fd);
-    if (st_open_memory(st, path, map ? map : "", len)) {
-        if (map) munmap(map, len);
-        return -1;
-    }
-    st->mapped = map != NULL;
+    st->mapped = m.mapped;
     return 0;
 }
 

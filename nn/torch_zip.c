@@ -1,17 +1,13 @@
 // torch_zip.c: torch.save zip checkpoints -> SafeTensors view (see torch_zip.h).
 #include "torch_zip.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "../kernels/common.h"
+#include "../kernels/mapfile.h"
 #include "torch_pickle.h"
 
 static uint16_t u16(const uint8_t *b) { return (uint16_t)(b[0] | b[1] << 8); }
@@ -358,29 +354,12 @@ done:
 
 int torch_open(SafeTensors *st, const char *path) {
     memset(st, 0, sizeof *st);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        a2f_set_error("%s: cannot open: %s", path, strerror(errno));
+    MappedFile m;
+    if (map_file(&m, path)) return -1;
+    if (torch_open_memory(st, path, m.data, m.len)) {
+        unmap_file(&m);
         return -1;
     }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        a2f_set_error("%s: not a regular file", path);
-        close(fd);
-        return -1;
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = NULL;
-    if (len > 0 && (map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
-        a2f_set_error("%s: cannot mmap %zu bytes: %s", path, len, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    if (torch_open_memory(st, path, map ? map : "", len)) {
-        if (map) munmap(map, len);
-        return -1;
-    }
-    st->mapped = map != NULL;
+    st->mapped = m.mapped;
     return 0;
 }

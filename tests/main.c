@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "test.h"
 
@@ -108,6 +110,54 @@ void test_fill_normal(float *x, size_t n, float stddev, uint64_t *state) {
         double u2 = (xorshift(state) >> 11) * (1.0 / 9007199254740992.0);
         x[i] = (float)(stddev * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
     }
+}
+
+const char *test_bin(void) {
+    const char *b = getenv("A2F_BIN");
+    return b && *b ? b : "build/arc2face";
+}
+
+int test_have_bin_(const char *file, int line) {
+    if (access(test_bin(), X_OK) == 0) return 1;
+    test_fail(file, line, "%s not found or not executable: run `make` first (or set A2F_BIN)", test_bin());
+    return 0;
+}
+
+char *test_slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)(n < 0 ? 0 : n) + 1);
+    if (!s) abort();
+    size_t got = n > 0 ? fread(s, 1, (size_t)n, f) : 0;
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+int test_run(const char *env, const char *args, char **out, char **err) {
+    char o[64], e[64];
+    snprintf(o, sizeof o, "/tmp/a2f_test_out_%d", (int)getpid());
+    snprintf(e, sizeof e, "/tmp/a2f_test_err_%d", (int)getpid());
+    const char *fmt = "%s%s'%s' %s >%s 2>%s";
+    const char *pre = env ? env : "", *sep = env ? " " : "", *odst = out ? o : "/dev/null";
+    int len = snprintf(NULL, 0, fmt, pre, sep, test_bin(), args, odst, e);
+    char *cmd = malloc((size_t)len + 1);
+    if (!cmd) abort();
+    snprintf(cmd, (size_t)len + 1, fmt, pre, sep, test_bin(), args, odst, e);
+    int st = system(cmd);
+    free(cmd);
+    if (out) {
+        *out = test_slurp(o);
+        unlink(o);
+        if (!*out && !(*out = calloc(1, 1))) abort();
+    }
+    *err = test_slurp(e);
+    unlink(e);
+    if (!*err && !(*err = calloc(1, 1))) abort();
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 int main(int argc, char **argv) {

@@ -50,3 +50,18 @@ int expect_grad_(const char *file, int line, const char *what, const float *got,
 // Deterministic test data (xorshift; independent of the Philox code under test).
 void test_fill_uniform(float *x, size_t n, float lo, float hi, uint64_t *state);
 void test_fill_normal(float *x, size_t n, float stddev, uint64_t *state);
+
+// CLI tests: the `arc2face` binary run as a child process from the repository
+// root. test_bin() is $A2F_BIN, or build/arc2face when that is unset or empty.
+const char *test_bin(void);
+// 1 when test_bin() is executable; else fails the running test ("... not found
+// or not executable: run `make` first (or set A2F_BIN)") and returns 0.
+int test_have_bin_(const char *file, int line);
+#define TEST_HAVE_BIN() test_have_bin_(__FILE__, __LINE__)
+// The whole file, NUL-terminated (caller frees); NULL when it cannot be opened.
+char *test_slurp(const char *path);
+// Runs `[ENV] 'BIN' ARGS` through the shell (ARGS already shell-quoted; ENV:
+// NULL or assignments such as "OMP_NUM_THREADS=1"). Captures stderr into *err
+// and stdout into *out (out NULL: stdout discarded); both are malloc'd strings,
+// "" when empty. Returns the exit status, or -1 if the child did not exit normally.
+int test_run(const char *env, const char *args, char **out, char **err);

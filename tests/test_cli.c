@@ -18,47 +18,6 @@
 
 #define FIX "tests/fixtures/safetensors/"
 
-static const char *bin(void) {
-    const char *b = getenv("A2F_BIN");
-    return b && *b ? b : "build/arc2face";
-}
-
-static int have_bin(void) {
-    if (access(bin(), X_OK) == 0) return 1;
-    test_fail(__FILE__, __LINE__, "%s not found or not executable: run `make` first (or set A2F_BIN)", bin());
-    return 0;
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = xmalloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
-
-// Runs `bin ARGS` (ARGS already shell-quoted), capturing stdout and stderr.
-// Returns the exit status, or -1 if it did not exit normally.
-static int run(const char *args, char **out, char **err) {
-    char o[64], e[64], cmd[1024];
-    snprintf(o, sizeof o, "/tmp/a2f_cli_out_%d", (int)getpid());
-    snprintf(e, sizeof e, "/tmp/a2f_cli_err_%d", (int)getpid());
-    snprintf(cmd, sizeof cmd, "'%s' %s >%s 2>%s", bin(), args, o, e);
-    int st = system(cmd);
-    *out = slurp(o);
-    *err = slurp(e);
-    unlink(o);
-    unlink(e);
-    if (!*out) *out = calloc(1, 1);
-    if (!*err) *err = calloc(1, 1);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int count_lines(const char *s) {
     int n = 0;
     for (; *s; s++) n += *s == '\n';
@@ -75,47 +34,47 @@ static void expect_one_error(const char *what, int rc, const char *out, const ch
 }
 
 TEST(cli_help_and_usage) {
-    if (!have_bin()) return;
+    if (!TEST_HAVE_BIN()) return;
     char *out, *err;
-    int rc = run("--help", &out, &err);
+    int rc = test_run(NULL, "--help", &out, &err);
     EXPECT(rc == 0, "--help exit %d", rc);
     EXPECT(strstr(out, "usage: arc2face VERB") && strstr(out, "inspect") && strstr(out, "arc2face VERB --help"),
            "--help output: %s", out);
     free(out), free(err);
 
-    rc = run("", &out, &err);
+    rc = test_run(NULL, "", &out, &err);
     EXPECT(rc == 2 && strstr(err, "usage:"), "no verb: exit %d, stderr %s", rc, err);
     free(out), free(err);
 
-    rc = run("frobnicate", &out, &err);
+    rc = test_run(NULL, "frobnicate", &out, &err);
     EXPECT(rc == 2, "unknown verb exit %d", rc);
     EXPECT(count_lines(err) == 1 && strncmp(err, "arc2face: error: ", 17) == 0 && strstr(err, "frobnicate"),
            "unknown verb stderr: %s", err);
     free(out), free(err);
 
-    rc = run("inspect --help", &out, &err);
+    rc = test_run(NULL, "inspect --help", &out, &err);
     EXPECT(rc == 0 && strstr(out, "usage: arc2face inspect"), "inspect --help: exit %d: %s", rc, out);
     free(out), free(err);
 
-    rc = run("inspect", &out, &err);
+    rc = test_run(NULL, "inspect", &out, &err);
     EXPECT(rc == 2 && count_lines(err) == 1 && strncmp(err, "arc2face: error: ", 17) == 0, "inspect w/o file: %d %s",
            rc, err);
     free(out), free(err);
 
-    rc = run("inspect --bogus " FIX "valid_mixed.safetensors", &out, &err);
+    rc = test_run(NULL, "inspect --bogus " FIX "valid_mixed.safetensors", &out, &err);
     EXPECT(rc == 2 && strstr(err, "--bogus"), "unknown option: %d %s", rc, err);
     free(out), free(err);
 }
 
 TEST(cli_inspect_matches_python) {
-    if (!have_bin()) return;
-    char *want = slurp(FIX "valid_mixed.inspect.txt");
+    if (!TEST_HAVE_BIN()) return;
+    char *want = test_slurp(FIX "valid_mixed.inspect.txt");
     if (!want) {
         EXPECT(0, "missing " FIX "valid_mixed.inspect.txt");
         return;
     }
     char *out, *err;
-    int rc = run("inspect '" FIX "valid_mixed.safetensors'", &out, &err);
+    int rc = test_run(NULL, "inspect '" FIX "valid_mixed.safetensors'", &out, &err);
     EXPECT(rc == 0, "exit %d, stderr %s", rc, err);
     EXPECT(err[0] == 0, "stderr: %s", err);
     if (strcmp(out, want) != 0) {  // report the first differing line
@@ -128,7 +87,7 @@ TEST(cli_inspect_matches_python) {
 }
 
 TEST(cli_inspect_errors) {
-    if (!have_bin()) return;
+    if (!TEST_HAVE_BIN()) return;
     DIR *d = opendir(FIX);
     if (!d) {
         EXPECT(0, "cannot open " FIX);
@@ -143,7 +102,7 @@ TEST(cli_inspect_errors) {
         snprintf(path, sizeof path, FIX "%s", de->d_name);
         snprintf(args, sizeof args, "inspect '%s'", path);
         char *out, *err;
-        int rc = run(args, &out, &err);
+        int rc = test_run(NULL, args, &out, &err);
         expect_one_error(de->d_name, rc, out, err, path);
         free(out), free(err);
         n++;
@@ -152,7 +111,7 @@ TEST(cli_inspect_errors) {
     EXPECT(n >= 20, "only %d malformed fixtures found", n);
 
     char *out, *err;
-    int rc = run("inspect '" FIX "no_such_file.safetensors'", &out, &err);
+    int rc = test_run(NULL, "inspect '" FIX "no_such_file.safetensors'", &out, &err);
     expect_one_error("missing file", rc, out, err, "no_such_file.safetensors: cannot open: No such file");
     free(out), free(err);
 }

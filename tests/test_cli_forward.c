@@ -22,37 +22,9 @@
 #include "../nn/safetensors.h"
 #include "test.h"
 
-static const char *bin(void) {
-    const char *b = getenv("A2F_BIN");
-    return b && *b ? b : "build/arc2face";
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return calloc(1, 1);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = xmalloc((size_t)n + 1);
-    s[fread(s, 1, (size_t)n, f)] = 0;
-    fclose(f);
-    return s;
-}
-
-// Runs `bin ARGS`; returns the exit status and the captured stderr (caller frees).
-static int run(const char *args, char **err) {
-    char e[64], cmd[2048];
-    snprintf(e, sizeof e, "/tmp/a2f_fwd_err_%d", (int)getpid());
-    snprintf(cmd, sizeof cmd, "'%s' %s >/dev/null 2>%s", bin(), args, e);
-    int st = system(cmd);
-    *err = slurp(e);
-    unlink(e);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void expect_error(const char *args, int want_rc, const char *needle) {
     char *err;
-    int rc = run(args, &err);
+    int rc = test_run(NULL, args, NULL, &err);
     int lines = 0;
     for (char *p = err; *p; p++) lines += *p == '\n';
     EXPECT(rc == want_rc && lines == 1 && strncmp(err, "arc2face: error: ", 17) == 0 && strstr(err, needle),
@@ -91,10 +63,7 @@ static int make_mlp(MlpEncoder *m, Weights *W) {
 }
 
 TEST(cli_forward_mlp_matches_module) {
-    if (access(bin(), X_OK) != 0) {
-        test_fail(__FILE__, __LINE__, "%s not built", bin());
-        return;
-    }
+    if (!TEST_HAVE_BIN()) return;
     MlpEncoder m;
     Weights W;
     if (make_mlp(&m, &W)) {
@@ -110,9 +79,10 @@ TEST(cli_forward_mlp_matches_module) {
     EXPECT(write_tensor(DIR "/in.safetensors", "id_embedding", 2, xs, x) == 0, "%s", a2f_last_error());
     EXPECT(write_tensor(DIR "/dout.safetensors", "out", 3, ys, dy) == 0, "%s", a2f_last_error());
     char *err;
-    int rc = run("forward --model mlp --weights " DIR "/mlp --inputs " DIR "/in.safetensors --out " DIR
-                 "/out.safetensors --grad " DIR "/dout.safetensors",
-                 &err);
+    int rc = test_run(NULL,
+                      "forward --model mlp --weights " DIR "/mlp --inputs " DIR "/in.safetensors --out " DIR
+                      "/out.safetensors --grad " DIR "/dout.safetensors",
+                      NULL, &err);
     EXPECT(rc == 0, "forward failed: %s", err);
     free(err);
     // In-process reference with the same module code.
@@ -158,10 +128,7 @@ TEST(cli_forward_mlp_matches_module) {
 }
 
 TEST(cli_forward_errors) {
-    if (access(bin(), X_OK) != 0) {
-        test_fail(__FILE__, __LINE__, "%s not built", bin());
-        return;
-    }
+    if (!TEST_HAVE_BIN()) return;
     MlpEncoder m;
     Weights W;
     if (make_mlp(&m, &W)) {
@@ -199,19 +166,16 @@ TEST(cli_forward_errors) {
     snprintf(a, sizeof a, "forward --model mlp --weights " DIR "/mlp --inputs " DIR "/x.safetensors%s --dtype f64", o);
     expect_error(a, 2, "--dtype");
     char *err;
-    int rc = run("forward --help", &err);
+    int rc = test_run(NULL, "forward --help", NULL, &err);
     free(err);
     EXPECT(rc == 0, "forward --help");
 }
 
 TEST(cli_convert_bin) {
-    if (access(bin(), X_OK) != 0) {
-        test_fail(__FILE__, __LINE__, "%s not built", bin());
-        return;
-    }
+    if (!TEST_HAVE_BIN()) return;
     mkdir(DIR, 0755);
     char *err;
-    int rc = run("convert tests/fixtures/torch/pytorch_model.bin " DIR "/conv.safetensors", &err);
+    int rc = test_run(NULL, "convert tests/fixtures/torch/pytorch_model.bin " DIR "/conv.safetensors", NULL, &err);
     EXPECT(rc == 0, "convert: %s", err);
     free(err);
     SafeTensors a, b;
@@ -231,7 +195,7 @@ TEST(cli_convert_bin) {
     } else {
         test_fail(__FILE__, __LINE__, "%s", a2f_last_error());
     }
-    rc = run("convert tests/fixtures/torch/f32.bin " DIR "/conv16.safetensors --dtype bf16", &err);
+    rc = test_run(NULL, "convert tests/fixtures/torch/f32.bin " DIR "/conv16.safetensors --dtype bf16", NULL, &err);
     EXPECT(rc == 0, "convert --dtype bf16: %s", err);
     free(err);
     if (st_open(&a, DIR "/conv16.safetensors") == 0) {

@@ -32,33 +32,6 @@
 #define MODEL_ARGS "--model " DEMO "/model --base " DEMO "/base --tokenizer assets/tokenizer"
 #define TMP "/tmp/a2f_gen_test"
 
-static const char *bin(void) {
-    const char *b = getenv("A2F_BIN");
-    return b && *b ? b : "build/arc2face";
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return calloc(1, 1);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = xmalloc((size_t)n + 1);
-    s[fread(s, 1, (size_t)n, f)] = 0;
-    fclose(f);
-    return s;
-}
-
-static int run(const char *args, char **err) {
-    char e[64], cmd[4096];
-    snprintf(e, sizeof e, "/tmp/a2f_gen_err_%d", (int)getpid());
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 '%s' %s >/dev/null 2>%s", bin(), args, e);
-    int st = system(cmd);
-    *err = slurp(e);
-    unlink(e);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int exists(const char *p) {
     struct stat s;
     return stat(p, &s) == 0;
@@ -81,15 +54,9 @@ static void rm_rf(const char *dir) {
     if (system(cmd) != 0) test_fail(__FILE__, __LINE__, "rm -rf %s failed", dir);
 }
 
-static int have_bin(void) {
-    if (access(bin(), X_OK) == 0) return 1;
-    test_fail(__FILE__, __LINE__, "%s not built", bin());
-    return 0;
-}
-
 static void expect_error(const char *args, int want_rc, const char *needle, const char *outdir) {
     char *err;
-    int rc = run(args, &err);
+    int rc = test_run("OMP_NUM_THREADS=1", args, NULL, &err);
     int lines = 0;
     for (char *p = err; *p; p++) lines += *p == '\n';
     EXPECT(rc == want_rc && lines == 1 && strncmp(err, "arc2face: error: ", 17) == 0 && strstr(err, needle),
@@ -141,12 +108,13 @@ static int img_diff(const Image *a, const Image *b) {
 }
 
 TEST(cli_generate_writes_n_pngs_matching_the_pipeline) {
-    if (!have_bin()) return;
+    if (!TEST_HAVE_BIN()) return;
     rm_rf(TMP);
     char *err;
-    int rc = run("generate " MODEL_ARGS " --embedding " DEMO "/id.npy --n 2 --steps 2 --size 64 --seed 7 --out " TMP
-                 "/out --grid --quiet",
-                 &err);
+    int rc = test_run("OMP_NUM_THREADS=1",
+                      "generate " MODEL_ARGS " --embedding " DEMO
+                      "/id.npy --n 2 --steps 2 --size 64 --seed 7 --out " TMP "/out --grid --quiet",
+                      NULL, &err);
     EXPECT(rc == 0 && !*err, "exit %d: %s", rc, err);
     free(err);
     EXPECT(count_files(TMP "/out") == 3, "want img_000, img_001, grid: %d files", count_files(TMP "/out"));
@@ -187,9 +155,10 @@ TEST(cli_generate_writes_n_pngs_matching_the_pipeline) {
     float id2[512];
     for (int i = 0; i < 512; i++) id2[i] = id[(i + 100) % 512];
     write_npy(TMP "/id2.npy", id2, 512);
-    rc = run("generate " MODEL_ARGS " --embedding " DEMO "/id.npy --interpolate " TMP
-             "/id2.npy --strip 2 --steps 2 --size 64 --seed 7 --out " TMP "/interp --quiet",
-             &err);
+    rc = test_run("OMP_NUM_THREADS=1",
+                  "generate " MODEL_ARGS " --embedding " DEMO "/id.npy --interpolate " TMP
+                  "/id2.npy --strip 2 --steps 2 --size 64 --seed 7 --out " TMP "/interp --quiet",
+                  NULL, &err);
     EXPECT(rc == 0 && !*err, "exit %d: %s", rc, err);
     free(err);
     EXPECT(count_files(TMP "/interp") == 3, "want interp_00, interp_01 + strip: %d files", count_files(TMP "/interp"));
@@ -206,9 +175,10 @@ TEST(cli_generate_writes_n_pngs_matching_the_pipeline) {
     StWriter *sw = st_writer_begin(TMP "/id.safetensors");
     EXPECT(sw && st_writer_add(sw, "embedding", ST_F32, 2, shape, id) == 0 && st_writer_finish(sw) == 0, "%s",
            a2f_last_error());
-    rc = run("generate " MODEL_ARGS " --embedding " TMP "/id.safetensors --n 1 --steps 2 --size 64 --seed 7 --out " TMP
-             "/st --quiet",
-             &err);
+    rc = test_run("OMP_NUM_THREADS=1",
+                  "generate " MODEL_ARGS " --embedding " TMP
+                  "/id.safetensors --n 1 --steps 2 --size 64 --seed 7 --out " TMP "/st --quiet",
+                  NULL, &err);
     EXPECT(rc == 0 && !*err, "exit %d: %s", rc, err);
     free(err);
     Image a = {0}, b = {0};
@@ -222,7 +192,7 @@ TEST(cli_generate_writes_n_pngs_matching_the_pipeline) {
 }
 
 TEST(cli_generate_errors_write_nothing) {
-    if (!have_bin()) return;
+    if (!TEST_HAVE_BIN()) return;
     rm_rf(TMP);
     mkdir(TMP, 0755);
     const char *out = TMP "/out";
@@ -250,7 +220,7 @@ TEST(cli_generate_errors_write_nothing) {
     expect_error("generate " MODEL_ARGS " --embedding " DEMO "/id.npy --size 60 --out " TMP "/out", 1, "multiple of 8",
                  out);
     char *err;
-    EXPECT(run("generate --help", &err) == 0, "--help failed");
+    EXPECT(test_run("OMP_NUM_THREADS=1", "generate --help", NULL, &err) == 0, "--help failed");
     free(err);
     rm_rf(TMP);
 }
@@ -258,7 +228,7 @@ TEST(cli_generate_errors_write_nothing) {
 #define EMB "tests/fixtures/embed"
 
 TEST(cli_generate_from_crop_equals_its_embedding) {
-    if (!have_bin()) return;
+    if (!TEST_HAVE_BIN()) return;
     rm_rf(TMP);
     mkdir(TMP, 0755);
     IdEmbedder e;
@@ -272,13 +242,16 @@ TEST(cli_generate_from_crop_equals_its_embedding) {
     embedder_close(&e);
     EXPECT(embed_write_vector(TMP "/crop.npy", v) == 0, "%s", a2f_last_error());
     char *err;
-    int rc = run("generate " MODEL_ARGS " --crop " EMB "/crop_a.png --arcface " EMB
-                 "/tiny_arcface.safetensors --n 1 --steps 1 --size 64 --out " TMP "/a --grid --quiet",
-                 &err);
+    int rc = test_run("OMP_NUM_THREADS=1",
+                      "generate " MODEL_ARGS " --crop " EMB "/crop_a.png --arcface " EMB
+                      "/tiny_arcface.safetensors --n 1 --steps 1 --size 64 --out " TMP "/a --grid --quiet",
+                      NULL, &err);
     EXPECT(rc == 0 && !*err, "exit %d: %s", rc, err);
     free(err);
-    rc = run("generate " MODEL_ARGS " --embedding " TMP "/crop.npy --n 1 --steps 1 --size 64 --out " TMP "/b --quiet",
-             &err);
+    rc = test_run("OMP_NUM_THREADS=1",
+                  "generate " MODEL_ARGS " --embedding " TMP "/crop.npy --n 1 --steps 1 --size 64 --out " TMP
+                  "/b --quiet",
+                  NULL, &err);
     EXPECT(rc == 0 && !*err, "exit %d: %s", rc, err);
     free(err);
     Image a = {0}, b = {0}, g = {0};

@@ -386,38 +386,6 @@ TEST(embed_photo_detector_path) {
 
 // ------------------------------------------------------------------ CLI
 
-// The binary is $A2F_BIN or build/arc2face (run from the repository root).
-static const char *cli_bin(void) {
-    const char *b = getenv("A2F_BIN");
-    return b && *b ? b : "build/arc2face";
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return calloc(1, 1);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = xmalloc((size_t)n + 1);
-    s[fread(s, 1, (size_t)n, f)] = 0;
-    fclose(f);
-    return s;
-}
-
-// Runs `arc2face ARGS`; returns the exit status (-1: abnormal), stdout/stderr captured.
-static int cli(const char *args, char **out, char **err) {
-    char o[64], e[64], cmd[2048];
-    snprintf(o, sizeof o, "/tmp/a2f_embed_out_%d", (int)getpid());
-    snprintf(e, sizeof e, "/tmp/a2f_embed_err_%d", (int)getpid());
-    snprintf(cmd, sizeof cmd, "'%s' %s >%s 2>%s", cli_bin(), args, o, e);
-    int st = system(cmd);
-    *out = slurp(o);
-    *err = slurp(e);
-    unlink(o);
-    unlink(e);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int one_error_line(const char *err, const char *needle) {
     int lines = 0;
     for (const char *s = err; *s; s++) lines += *s == '\n';
@@ -425,10 +393,7 @@ static int one_error_line(const char *err, const char *needle) {
 }
 
 TEST(embed_cli) {
-    if (access(cli_bin(), X_OK) != 0) {
-        test_fail(__FILE__, __LINE__, "%s not found: run `make` first (or set A2F_BIN)", cli_bin());
-        return;
-    }
+    if (!TEST_HAVE_BIN()) return;
     Fixture *fx = fx_open("embed/expected.safetensors");
     if (!fx) return;
     const float *mean = fx_f32(fx, ID_DIM, "mean_ab"), *na = fx_f32(fx, ID_DIM, "norm_a");
@@ -442,7 +407,7 @@ TEST(embed_cli) {
 
     // Two crops -> .npy file = the mean of the normalised vectors.
     snprintf(args, sizeof args, "embed --crop %s %s --arcface %s --out /tmp/a2f_cli_emb.npy --quiet", a, b, w);
-    int rc = cli(args, &out, &err);
+    int rc = test_run(NULL, args, &out, &err);
     EXPECT(rc == 0 && strstr(out, "wrote"), "embed --out: rc %d, %s%s", rc, out, err);
     EXPECT(embed_read_vector("/tmp/a2f_cli_emb.npy", v) == 0 && mean && max_abs_diff(v, mean, ID_DIM) <= 1e-5,
            "embed --out vector = torch mean");
@@ -451,7 +416,7 @@ TEST(embed_cli) {
 
     // One crop printed: 512 numbers on one line, = torch's normalised vector.
     snprintf(args, sizeof args, "embed --crop %s --arcface %s", a, w);
-    rc = cli(args, &out, &err);
+    rc = test_run(NULL, args, &out, &err);
     int k = 0;
     char *p = out, *end;
     for (; k < ID_DIM; k++) {
@@ -465,11 +430,11 @@ TEST(embed_cli) {
 
     // Usage and input errors: one line naming the problem / file.
     snprintf(args, sizeof args, "embed %s --arcface %s", a, w);
-    rc = cli(args, &out, &err);
+    rc = test_run(NULL, args, &out, &err);
     EXPECT(rc == 2 && strstr(err, "--detector"), "photo without --detector: rc %d %s", rc, err);
     free(out), free(err);
     snprintf(args, sizeof args, "embed --crop /nonexistent/face.png --arcface %s", w);
-    rc = cli(args, &out, &err);
+    rc = test_run(NULL, args, &out, &err);
     EXPECT(rc == 1 && out[0] == 0 && one_error_line(err, "/nonexistent/face.png"), "missing photo: rc %d %s", rc, err);
     free(out), free(err);
 
@@ -482,14 +447,14 @@ TEST(embed_cli) {
         return;
     }
     snprintf(args, sizeof args, "embed %s --arcface %s --detector %s", photo, w, none);
-    rc = cli(args, &out, &err);
+    rc = test_run(NULL, args, &out, &err);
     EXPECT(rc == 1 && out[0] == 0 && one_error_line(err, "no face found") && strstr(err, photo), "no face: rc %d %s",
            rc, err);
     free(out), free(err);
     if (na) embed_write_vector("/tmp/a2f_cli_id.safetensors", na);
     snprintf(args, sizeof args, "eval-id --identity /tmp/a2f_cli_id.safetensors %s --arcface %s --detector %s", photo,
              w, all);
-    rc = cli(args, &out, &err);
+    rc = test_run(NULL, args, &out, &err);
     double c = 2, m = 3;
     char path[512];
     int ok = sscanf(out, "%lf %511s\nmean %lf over 1 of 1 images", &c, path, &m) == 3;

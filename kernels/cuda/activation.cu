@@ -20,47 +20,8 @@
 
 namespace {
 
-// ---------------------------------------------------------------- 16-byte packs
-
-template <typename T> struct Pack;
-template <> struct Pack<float> {
-    static constexpr int N = 4;
-    static __device__ __forceinline__ void load(const float *p, float *f) {
-        float4 v = *reinterpret_cast<const float4 *>(p);
-        f[0] = v.x, f[1] = v.y, f[2] = v.z, f[3] = v.w;
-    }
-    static __device__ __forceinline__ void store(float *p, const float *f) {
-        *reinterpret_cast<float4 *>(p) = make_float4(f[0], f[1], f[2], f[3]);
-    }
-};
-template <> struct Pack<bf16> {
-    static constexpr int N = 8;
-    static __device__ __forceinline__ void load(const bf16 *p, float *f) {
-        uint4 v = *reinterpret_cast<const uint4 *>(p);
-        unsigned w[4] = {v.x, v.y, v.z, v.w};
-        for (int k = 0; k < 4; k++) {  // little endian: element 2k in the low half
-            f[2 * k] = __uint_as_float(w[k] << 16);
-            f[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
-        }
-    }
-    static __device__ __forceinline__ void store(bf16 *p, const float *f) {
-        unsigned w[4];
-        for (int k = 0; k < 4; k++)
-            w[k] = (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(f[2 * k])) |
-                   ((unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(f[2 * k + 1])) << 16);
-        *reinterpret_cast<uint4 *>(p) = make_uint4(w[0], w[1], w[2], w[3]);
-    }
-};
-
-static inline bool al16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
-
 // ---------------------------------------------------------------- scalar math (as activation.c)
 
-__device__ __forceinline__ float sigm(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
 __device__ __forceinline__ float phi_cdf(float x) { return 0.5f * erfcf(-x * 0.70710678118654752f); }
 __device__ __forceinline__ float phi_pdf(float x) { return 0.39894228040143268f * expf(-0.5f * x * x); }
 __device__ __forceinline__ float gelu1(float x) { return x * phi_cdf(x); }
@@ -336,35 +297,6 @@ template <typename T> int geglu_bwd(void *dx, const void *dy, const void *x, siz
 }
 
 // ---------------------------------------------------------------- softmax
-
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-// Block-wide sum / max (blockDim.x a multiple of 32, sh [32]); every thread
-// gets the result, summed over warps in warp order.
-__device__ __forceinline__ float block_sum(float v, float *sh) {
-    v = warp_sum(v);
-    __syncthreads();  // sh may still be read from the previous call
-    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-    __syncthreads();
-    float t = 0.0f;
-    for (int k = 0; k < (int)(blockDim.x >> 5); k++) t += sh[k];
-    return t;
-}
-__device__ __forceinline__ float block_max(float v, float *sh) {
-    v = warp_max(v);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-    __syncthreads();
-    float t = sh[0];
-    for (int k = 1; k < (int)(blockDim.x >> 5); k++) t = fmaxf(t, sh[k]);
-    return t;
-}
 
 // One warp per row of x, y [N, C], C <= 32 * NPL; lane holds columns lane + 32 k.
 template <typename T, int NPL> __global__ void softmax_fwd_warp(T *y, const T *x, size_t N, int C) {

@@ -82,7 +82,6 @@ __global__ void adamw_kernel(void *__restrict__ work, float *__restrict__ master
     }
 }
 
-static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 extern "C" int cuda_adamw_step(DType dt, void *work, float *master, float *m, float *v, const float *grad, size_t n,
                                AdamWHyper hyper, int64_t step, float grad_scale, const float *d_grad_scale,
@@ -92,7 +91,7 @@ extern "C" int cuda_adamw_step(DType dt, void *work, float *master, float *m, fl
     AdamWCoef c = adamw_coef(&hyper, step);
     const int threads = 256;
     unsigned int grid = grid_for((n + 3) / 4, threads);
-    int vec = aligned16(master) && aligned16(m) && aligned16(v) && aligned16(grad);
+    int vec = al16(master) && al16(m) && al16(v) && al16(grad);
     if (!work) {
         adamw_kernel<WORK_NONE><<<grid, threads, 0, s>>>(nullptr, master, m, v, grad, n, c, grad_scale,
                                                          d_grad_scale, seed, offset, vec);
@@ -101,7 +100,7 @@ extern "C" int cuda_adamw_step(DType dt, void *work, float *master, float *m, fl
         adamw_kernel<WORK_BF16><<<grid, threads, 0, s>>>(work, master, m, v, grad, n, c, grad_scale, d_grad_scale,
                                                          seed, offset, vec);
     } else {
-        vec = vec && aligned16(work);
+        vec = vec && al16(work);
         adamw_kernel<WORK_F32><<<grid, threads, 0, s>>>(work, master, m, v, grad, n, c, grad_scale, d_grad_scale,
                                                         seed, offset, vec);
     }
@@ -115,13 +114,13 @@ extern "C" int cuda_adamw_step(DType dt, void *work, float *master, float *m, fl
 // Sum of `x` over the block (blockDim.x == NORM_THREADS), valid in thread 0.
 __device__ double block_sum_double(double x) {
     __shared__ double warp_sums[NORM_THREADS / 32];
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    x = warp_sum(x);
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     if (lane == 0) warp_sums[w] = x;
     __syncthreads();
     if (w == 0) {
         x = lane < NORM_THREADS / 32 ? warp_sums[lane] : 0.0;
-        for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+        x = warp_sum(x);
     }
     return x;
 }
@@ -170,7 +169,7 @@ extern "C" int cuda_grad_norm(float *norm, float *clip_coef, const float *grad, 
     if (nb == 0) nb = 1;
     double *partial = (double *)dev_workspace(nb * sizeof(double));
     if (!partial) return (int)cudaErrorMemoryAllocation;
-    grad_sumsq_kernel<<<(unsigned int)nb, NORM_THREADS, 0, s>>>(partial, grad, n, aligned16(grad));
+    grad_sumsq_kernel<<<(unsigned int)nb, NORM_THREADS, 0, s>>>(partial, grad, n, al16(grad));
     grad_norm_final_kernel<<<1, NORM_THREADS, 0, s>>>(norm, clip_coef, partial, (int)nb, max_norm);
     return (int)cudaGetLastError();
 }

@@ -29,27 +29,6 @@
 
 namespace {
 
-// Block-wide max / sum of ROW_THREADS values in a fixed order; every thread gets the result.
-__device__ float block_max(float v, float *sh) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-    __syncthreads();
-    float r = sh[0];
-    for (int w = 1; w < ROW_THREADS / 32; w++) r = fmaxf(r, sh[w]);
-    __syncthreads();  // sh is reused by the next reduction
-    return r;
-}
-
-__device__ float block_sum(float v, float *sh) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-    __syncthreads();
-    float r = sh[0];
-    for (int w = 1; w < ROW_THREADS / 32; w++) r += sh[w];
-    __syncthreads();
-    return r;
-}
-
 // Rows of S [H*Nq, Nk] (row = h*Nq + i): P (T) = softmax, lse [H*Nq] = max + log(sum).
 template <typename T>
 __global__ void __launch_bounds__(ROW_THREADS)

@@ -417,7 +417,6 @@ static int shape_ok(const Conv2dShape *s) {
            s->W + s->pl + s->pr >= s->KW;
 }
 
-static bool al16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 static int round8(int c) { return (c + 7) & ~7; }
 
 static int num_sms() {

@@ -18,7 +18,6 @@
 
 namespace {
 
-static inline bool al16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
 // ---------------------------------------------------------------- embedding
 
@@ -143,7 +142,7 @@ __global__ void timestep_bwd_kernel(float *dtg, const T *dy, const float *t, int
         const double arg = (double)__fmul_rn(tb, f);
         acc += (double)f * ((double)to_f32(g[sin_at + k]) * cos(arg) - (double)to_f32(g[cos_at + k]) * sin(arg));
     }
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    acc = warp_sum(acc);
     if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = acc;
     __syncthreads();
     if (threadIdx.x == 0) {

@@ -117,6 +117,41 @@ __device__ __forceinline__ void mma_an(float (*acc)[Dims<D>::NT][4], const uint3
     }
 }
 
+// Two products sharing one key loop, as the backward kernels need them:
+// c0 = A0 B0^T and c1 = A1 B1^T, [16 rows] x [8 N columns] each, over KS k-steps of 16.
+// A fragments come from the registers a0r / a1r when AREG (ld_a'd once), else from
+// rows ra.. of sA0 / sA1; B rows are 0 .. 8 N of sB0 / sB1 (shared, row-major).
+template <int LD, int KS, int N, bool AREG>
+__device__ __forceinline__ void mma_abt2(float (&c0)[N][4], float (&c1)[N][4], const uint32_t (&a0r)[AREG ? KS : 1][4],
+                                         const uint32_t (&a1r)[AREG ? KS : 1][4], const bf16 *sA0, const bf16 *sA1,
+                                         int ra, const bf16 *sB0, const bf16 *sB1) {
+#pragma unroll
+    for (int n = 0; n < N; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) c0[n][e] = c1[n][e] = 0.0f;
+#pragma unroll
+    for (int ks = 0; ks < KS; ks++) {
+        uint32_t a0[4], a1[4];
+        if (AREG) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) a0[e] = a0r[AREG ? ks : 0][e], a1[e] = a1r[AREG ? ks : 0][e];
+        } else {
+            ld_a<LD>(a0, sA0, ra, ks * 16);
+            ld_a<LD>(a1, sA1, ra, ks * 16);
+        }
+#pragma unroll
+        for (int np = 0; np < N / 2; np++) {
+            uint32_t b0[4], b1[4];
+            ld_bt<LD>(b0, sB0, np * 16, ks * 16);
+            ld_bt<LD>(b1, sB1, np * 16, ks * 16);
+            mma(c0[2 * np], a0, b0);
+            mma(c0[2 * np + 1], a0, b0 + 2);
+            mma(c1[2 * np], a1, b1);
+            mma(c1[2 * np + 1], a1, b1 + 2);
+        }
+    }
+}
+
 // Four bf16 A-fragment registers of k-step kk from the fp32 accumulators of n8 tiles 2kk, 2kk+1.
 __device__ __forceinline__ void acc_to_a(uint32_t a[4], const float c0[4], const float c1[4]) {
     a[0] = pack_bf16x2(c0[0], c0[1]);
@@ -396,31 +431,7 @@ __global__ void __launch_bounds__(FA_THREADS)
 
         // S^T = K Q^T and dP^T = V dO^T: [16 keys] x [BQ2 queries]
         float st[NQT][4], dpt[NQT][4];
-#pragma unroll
-        for (int n = 0; n < NQT; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) st[n][e] = dpt[n][e] = 0.0f;
-#pragma unroll
-        for (int ks = 0; ks < KS; ks++) {
-            uint32_t ka[4], va[4];
-            if (KREG) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) ka[e] = kf[KREG ? ks : 0][e], va[e] = vf[KREG ? ks : 0][e];
-            } else {
-                ld_a<LD>(ka, sK, kr, ks * 16);
-                ld_a<LD>(va, sV, kr, ks * 16);
-            }
-#pragma unroll
-            for (int np = 0; np < NQT / 2; np++) {
-                uint32_t bq[4], bg[4];
-                ld_bt<LD>(bq, cQ, np * 16, ks * 16);
-                ld_bt<LD>(bg, cG, np * 16, ks * 16);
-                mma(st[2 * np], ka, bq);
-                mma(st[2 * np + 1], ka, bq + 2);
-                mma(dpt[2 * np], va, bg);
-                mma(dpt[2 * np + 1], va, bg + 2);
-            }
-        }
+        mma_abt2<LD, KS, NQT, KREG>(st, dpt, kf, vf, sK, sV, kr, cQ, cG);
         // P^T = exp2(S^T c - L2[i]) (0 past Nq through L2 = inf; causal j > i -> 0), dS^T = P^T (dP^T - Di)
         const bool cmask = s.causal && k0 + kr + 15 > q0;
 #pragma unroll
@@ -534,31 +545,7 @@ __global__ void __launch_bounds__(FA_THREADS)
 
         // S = Q K^T, dP = dO V^T: [16 rows] x [64 keys]
         float sc[8][4], dp[8][4];
-#pragma unroll
-        for (int n = 0; n < 8; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) sc[n][e] = dp[n][e] = 0.0f;
-#pragma unroll
-        for (int ks = 0; ks < KS; ks++) {
-            uint32_t qa[4], ga[4];
-            if (QREG) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) qa[e] = qf[QREG ? ks : 0][e], ga[e] = gf[QREG ? ks : 0][e];
-            } else {
-                ld_a<LD>(qa, sQ, r0, ks * 16);
-                ld_a<LD>(ga, sG, r0, ks * 16);
-            }
-#pragma unroll
-            for (int np = 0; np < 4; np++) {
-                uint32_t bk[4], bv[4];
-                ld_bt<LD>(bk, cK, np * 16, ks * 16);
-                ld_bt<LD>(bv, cV, np * 16, ks * 16);
-                mma(sc[2 * np], qa, bk);
-                mma(sc[2 * np + 1], qa, bk + 2);
-                mma(dp[2 * np], ga, bv);
-                mma(dp[2 * np + 1], ga, bv + 2);
-            }
-        }
+        mma_abt2<LD, KS, 8, QREG>(sc, dp, qf, gf, sQ, sG, r0, cK, cV);
         // P = exp2(S c - L2), masked keys (>= Nk, causal j > i) 0; dS = P (dP - Di)
         const bool mask = k0 + BK > Nk || (s.causal && k0 + BK - 1 > q0 + r0);
 #pragma unroll

@@ -48,10 +48,6 @@ __device__ __forceinline__ void store4(bf16 *p, const float *f) {
 
 // ---------------------------------------------------------------- reductions
 
-template <typename A> __device__ __forceinline__ A warp_sum(A v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 // Sums K values over the block (blockDim.x a multiple of 32, at most 1024);
 // every thread gets the totals, warps added in warp order.
 template <typename A, int K> __device__ __forceinline__ void block_sum(A *v) {

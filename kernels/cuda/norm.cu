@@ -40,22 +40,6 @@ namespace {  // internal linkage: helpers and kernels cannot collide with other 
 
 // ------------------------------------------------------------------ helpers
 
-template <typename T, int V> struct alignas(sizeof(T) * V) Pack {
-    T v[V];
-};
-
-// f[0..V) = p[0..V) as float (one vector load when V > 1; p aligned to V elements).
-template <typename T, int V> __device__ __forceinline__ void ldv(const T *p, float (&f)[V]) {
-    Pack<T, V> q = *reinterpret_cast<const Pack<T, V> *>(p);
-#pragma unroll
-    for (int k = 0; k < V; k++) f[k] = to_f32(q.v[k]);
-}
-template <typename T, int V> __device__ __forceinline__ void stv(T *p, const float (&f)[V]) {
-    Pack<T, V> q;
-#pragma unroll
-    for (int k = 0; k < V; k++) q.v[k] = from_f32<T>(f[k]);
-    *reinterpret_cast<Pack<T, V> *>(p) = q;
-}
 // Optional per-channel parameter (gamma/beta may be NULL).
 template <typename T, int V> __device__ __forceinline__ void ldv_or(const T *p, float (&f)[V], float dflt) {
     if (p) {
@@ -66,21 +50,6 @@ template <typename T, int V> __device__ __forceinline__ void ldv_or(const T *p, 
     }
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-    // xor butterfly: every lane ends with the same, order-fixed value (a + b == b + a)
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-// Numerically safe sigmoid (as kernels/cpu/norm.c).
-__device__ __forceinline__ float sigm(float z) {
-    if (z >= 0.0f) return 1.0f / (1.0f + expf(-z));
-    float e = expf(z);
-    return e / (1.0f + e);
-}
-
-static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 // Row-tile geometry for an [rows, C] matrix per batch (nb batches).
 struct Tile {
@@ -600,7 +569,7 @@ template <typename T> static int vec_for(int C, const void *const *ptrs, int n) 
     const int V = 16 / (int)sizeof(T);
     if (C % V) return 1;
     for (int i = 0; i < n; i++)
-        if (ptrs[i] && !aligned16(ptrs[i])) return 1;
+        if (ptrs[i] && !al16(ptrs[i])) return 1;
     return V;
 }
 

@@ -19,22 +19,6 @@
 
 namespace {  // internal linkage: helpers and kernels cannot collide with other .cu files
 
-template <typename E, int V> struct alignas(sizeof(E) * V) Pack {
-    E v[V];
-};
-
-template <typename T, int V> __device__ __forceinline__ void ldv(const T *p, float (&f)[V]) {
-    Pack<T, V> q = *reinterpret_cast<const Pack<T, V> *>(p);
-#pragma unroll
-    for (int k = 0; k < V; k++) f[k] = to_f32(q.v[k]);
-}
-template <typename T, int V> __device__ __forceinline__ void stv(T *p, const float (&f)[V]) {
-    Pack<T, V> q;
-#pragma unroll
-    for (int k = 0; k < V; k++) q.v[k] = from_f32<T>(f[k]);
-    *reinterpret_cast<Pack<T, V> *>(p) = q;
-}
-
 static bool aligned_to(const void *p, size_t a) { return ((uintptr_t)p % a) == 0; }
 
 // Geometry of a 2-D pooling, passed by value to the kernels.
@@ -70,6 +54,34 @@ __device__ __forceinline__ void windows_containing(int h, int K, int st, int pad
     hi = min(nout - 1, (h + pad) / st);
 }
 
+// Item i of a [B, NH, NW, L] grid (L = C / V lanes of V channels): batch, row, column, lane.
+struct GridPos {
+    int b, h, w, lane;
+};
+__device__ __forceinline__ GridPos grid_pos(size_t i, int L, int NH, int NW) {
+    GridPos p;
+    p.lane = (int)(i % L);
+    size_t t = i / L;
+    p.w = (int)(t % NW);
+    t /= NW;
+    p.h = (int)(t % NH);
+    p.b = (int)(t / NH);
+    return p;
+}
+
+// Input item i of a [B, H, W, L] grid and the output windows [oh0, oh1] x [ow0, ow1] that contain it.
+struct InWindows {
+    GridPos p;
+    int oh0, oh1, ow0, ow1;
+};
+__device__ __forceinline__ InWindows in_windows(const PoolGeom &g, size_t i, int L) {
+    InWindows r;
+    r.p = grid_pos(i, L, g.H, g.W);
+    windows_containing(r.p.h, g.KH, g.sh, g.ph, g.Ho, r.oh0, r.oh1);
+    windows_containing(r.p.w, g.KW, g.sw, g.pw, g.Wo, r.ow0, r.ow1);
+    return r;
+}
+
 // ------------------------------------------------------------------ max pool
 
 // y, argmax [B,Ho,Wo,C] <- x [B,H,W,C]; one thread per (b, oh, ow, V channels).
@@ -79,17 +91,13 @@ __global__ void maxpool_fwd_kernel(T *__restrict__ y, int32_t *__restrict__ argm
     const int L = g.C / V;
     const size_t n = (size_t)g.B * g.Ho * g.Wo * L;
     GRID_STRIDE(i, n) {
-        const int lane = (int)(i % L);
-        size_t t = i / L;
-        const int ow = (int)(t % g.Wo);
-        t /= g.Wo;
-        const int oh = (int)(t % g.Ho);
-        const int b = (int)(t / g.Ho);
+        const GridPos p = grid_pos(i, L, g.Ho, g.Wo);
+        const int lane = p.lane, ow = p.w, oh = p.h, b = p.b;
         int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
         const int h1 = min(h0 + g.KH, g.H), w1 = min(w0 + g.KW, g.W);
         h0 = max(h0, 0), w0 = max(w0, 0);
         float best[V];
-        Pack<int32_t, V> am;
+        VecV<int32_t, V> am;
 #pragma unroll
         for (int k = 0; k < V; k++) best[k] = -INFINITY, am.v[k] = h0 * g.W + w0;
         for (int h = h0; h < h1; h++)
@@ -103,7 +111,7 @@ __global__ void maxpool_fwd_kernel(T *__restrict__ y, int32_t *__restrict__ argm
             }
         const size_t o = i * V;
         stv<T, V>(y + o, best);
-        *reinterpret_cast<Pack<int32_t, V> *>(argmax + o) = am;
+        *reinterpret_cast<VecV<int32_t, V> *>(argmax + o) = am;
     }
 }
 
@@ -114,22 +122,14 @@ __global__ void maxpool_bwd_kernel(T *__restrict__ dx, const T *__restrict__ dy,
     const int L = g.C / V;
     const size_t n = (size_t)g.B * g.H * g.W * L;
     GRID_STRIDE(i, n) {
-        const int lane = (int)(i % L);
-        size_t t = i / L;
-        const int w = (int)(t % g.W);
-        t /= g.W;
-        const int h = (int)(t % g.H);
-        const int b = (int)(t / g.H);
-        int oh0, oh1, ow0, ow1;
-        windows_containing(h, g.KH, g.sh, g.ph, g.Ho, oh0, oh1);
-        windows_containing(w, g.KW, g.sw, g.pw, g.Wo, ow0, ow1);
-        const int32_t idx = h * g.W + w;
+        const InWindows iw = in_windows(g, i, L);
+        const int32_t idx = iw.p.h * g.W + iw.p.w;
         float acc[V];
         ldv<T, V>(dx + i * V, acc);
-        for (int oh = oh0; oh <= oh1; oh++)
-            for (int ow = ow0; ow <= ow1; ow++) {
-                const size_t o = (((size_t)b * g.Ho + oh) * g.Wo + ow) * g.C + (size_t)lane * V;
-                const Pack<int32_t, V> am = *reinterpret_cast<const Pack<int32_t, V> *>(argmax + o);
+        for (int oh = iw.oh0; oh <= iw.oh1; oh++)
+            for (int ow = iw.ow0; ow <= iw.ow1; ow++) {
+                const size_t o = (((size_t)iw.p.b * g.Ho + oh) * g.Wo + ow) * g.C + (size_t)iw.p.lane * V;
+                const VecV<int32_t, V> am = *reinterpret_cast<const VecV<int32_t, V> *>(argmax + o);
                 bool any = false;
 #pragma unroll
                 for (int k = 0; k < V; k++) any |= am.v[k] == idx;
@@ -169,12 +169,8 @@ __global__ void avgpool_fwd_kernel(T *__restrict__ y, const T *__restrict__ x, P
     const int L = g.C / V;
     const size_t n = (size_t)g.B * g.Ho * g.Wo * L;
     GRID_STRIDE(i, n) {
-        const int lane = (int)(i % L);
-        size_t t = i / L;
-        const int ow = (int)(t % g.Wo);
-        t /= g.Wo;
-        const int oh = (int)(t % g.Ho);
-        const int b = (int)(t / g.Ho);
+        const GridPos p = grid_pos(i, L, g.Ho, g.Wo);
+        const int lane = p.lane, ow = p.w, oh = p.h, b = p.b;
         const AvgWin a = avg_window(g, oh, ow);
         float acc[V];
 #pragma unroll
@@ -197,22 +193,14 @@ __global__ void avgpool_bwd_kernel(T *__restrict__ dx, const T *__restrict__ dy,
     const int L = g.C / V;
     const size_t n = (size_t)g.B * g.H * g.W * L;
     GRID_STRIDE(i, n) {
-        const int lane = (int)(i % L);
-        size_t t = i / L;
-        const int w = (int)(t % g.W);
-        t /= g.W;
-        const int h = (int)(t % g.H);
-        const int b = (int)(t / g.H);
-        int oh0, oh1, ow0, ow1;
-        windows_containing(h, g.KH, g.sh, g.ph, g.Ho, oh0, oh1);
-        windows_containing(w, g.KW, g.sw, g.pw, g.Wo, ow0, ow1);
+        const InWindows iw = in_windows(g, i, L);
         float acc[V];
         ldv<T, V>(dx + i * V, acc);
-        for (int oh = oh0; oh <= oh1; oh++)
-            for (int ow = ow0; ow <= ow1; ow++) {
+        for (int oh = iw.oh0; oh <= iw.oh1; oh++)
+            for (int ow = iw.ow0; ow <= iw.ow1; ow++) {
                 const float inv = avg_window(g, oh, ow).inv;
                 float d[V];
-                ldv<T, V>(dy + (((size_t)b * g.Ho + oh) * g.Wo + ow) * g.C + (size_t)lane * V, d);
+                ldv<T, V>(dy + (((size_t)iw.p.b * g.Ho + oh) * g.Wo + ow) * g.C + (size_t)iw.p.lane * V, d);
 #pragma unroll
                 for (int k = 0; k < V; k++) acc[k] += __fmul_rn(d[k], inv);  // no FMA: the CPU op's rounding
             }

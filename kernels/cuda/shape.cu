@@ -15,39 +15,6 @@
 
 namespace {
 
-// 16-byte packs: V elements of T <-> V floats.
-template <typename T> struct Pack;
-template <> struct Pack<float> {
-    static constexpr int N = 4;
-    static __device__ __forceinline__ void load(const float *p, float *f) {
-        float4 v = *reinterpret_cast<const float4 *>(p);
-        f[0] = v.x, f[1] = v.y, f[2] = v.z, f[3] = v.w;
-    }
-    static __device__ __forceinline__ void store(float *p, const float *f) {
-        *reinterpret_cast<float4 *>(p) = make_float4(f[0], f[1], f[2], f[3]);
-    }
-};
-template <> struct Pack<bf16> {
-    static constexpr int N = 8;
-    static __device__ __forceinline__ void load(const bf16 *p, float *f) {
-        uint4 v = *reinterpret_cast<const uint4 *>(p);
-        unsigned w[4] = {v.x, v.y, v.z, v.w};
-        for (int k = 0; k < 4; k++) {  // little endian: element 2k in the low half
-            f[2 * k] = __uint_as_float(w[k] << 16);
-            f[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
-        }
-    }
-    static __device__ __forceinline__ void store(bf16 *p, const float *f) {
-        unsigned w[4];
-        for (int k = 0; k < 4; k++)
-            w[k] = (unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(f[2 * k])) |
-                   ((unsigned)__bfloat16_as_ushort(__float2bfloat16_rn(f[2 * k + 1])) << 16);
-        *reinterpret_cast<uint4 *>(p) = make_uint4(w[0], w[1], w[2], w[3]);
-    }
-};
-
-static inline bool al16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
-
 // Threads for n items, V at a time when vec.
 template <typename T> unsigned int pack_grid(size_t n, int vec, int threads) {
     return grid_for(vec ? n / Pack<T>::N : n, threads);

@@ -1,6 +1,7 @@
 // gpu_test.c: device helpers for the CUDA kernel tests (see gpu_test.h).
 #include "gpu_test.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,4 +82,92 @@ int gpu_ok(int status, const char *what) {
         return 0;
     }
     return 1;
+}
+
+double atol_k(long K) { return 2e-6 * (double)(K + 1); }
+
+double rtol_out(DType dt, int roundings) { return dt == DT_BF16 ? roundings * dtype_eps(dt) + 1e-5 : 1e-5; }
+
+float *hnew(size_t n) { return hnew_bytes(n * sizeof(float)); }
+
+void *hnew_bytes(size_t bytes) { return track_host(xcalloc(bytes ? bytes : 1, 1)); }
+
+float *hrand_offset(size_t n, float sd, float offset, uint64_t *st, DType dt) {
+    float *h = hnew(n);
+    test_fill_normal(h, n, sd, st);
+    if (offset != 0.0f)
+        for (size_t i = 0; i < n; i++) h[i] += offset;
+    round_through(h, n, dt);
+    return h;
+}
+
+float *hrand(size_t n, float sd, uint64_t *st, DType dt) { return hrand_offset(n, sd, 0.0f, st, dt); }
+
+float *hcopy(const float *a, size_t n) { return track_host(copy_buf(a, n)); }
+
+void *dput(const float *h, size_t n, DType dt, int off) {
+    float *t = hnew(n + off);
+    memcpy(t + off, h, n * sizeof(float));
+    return (char *)gpu_put(t, n + off, dt) + (size_t)off * dtype_size(dt);
+}
+
+void expect_rounded(const char *what, const void *d, float *want, size_t n, DType dt) {
+    round_through(want, n, dt);
+    EXPECT_CLOSE(what, gpu_get(d, n, dt), want, n, 0.0, 0.0);
+}
+
+float *rand_buf(size_t n, DType dt, uint64_t *rng) {
+    float *h = xmalloc((n ? n : 1) * sizeof(float));
+    test_fill_normal(h, n, 1.0f, rng);
+    round_through(h, n, dt);
+    return h;
+}
+
+float *copy_buf(const float *h, size_t n) {
+    float *c = xmalloc((n ? n : 1) * sizeof(float));
+    memcpy(c, h, n * sizeof(float));
+    return c;
+}
+
+double max_abs(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+void *be_put(const Backend *be, DType dt, const float *h, size_t n) {
+    void *d = be->alloc(n * dtype_size(dt));
+    void *tmp = xmalloc(n * dtype_size(dt));
+    convert_dtype(tmp, dt, h, DT_F32, n);
+    CHECK(d && be->upload(d, tmp, n * dtype_size(dt)) == 0);
+    free(tmp);
+    return d;
+}
+
+float *be_get(const Backend *be, DType dt, const void *d, size_t n) {
+    void *tmp = xmalloc(n * dtype_size(dt));
+    float *f = xmalloc(n * sizeof(float));
+    CHECK(be->sync() == 0 && be->download(tmp, d, n * dtype_size(dt)) == 0);
+    convert_dtype(f, DT_F32, tmp, dt, n);
+    free(tmp);
+    return f;
+}
+
+AttnShape attn_layout(int B, int H, int Nq, int Nk, int D, int causal, int fused, AttnLayout *L) {
+    const int C = H * D;
+    AttnShape s = {B, H, Nq, Nk, D, causal, 0, 0, 0, 0, 0, 0, 0, 0};
+    L->no = (size_t)B * Nq * C;
+    L->off_k = L->off_v = 0;
+    if (fused) {
+        s.q_st = s.k_st = s.v_st = 3 * C;
+        s.q_sb = s.k_sb = s.v_sb = (long)Nq * 3 * C;
+        L->nq = L->nk = L->nv = (size_t)B * Nq * 3 * C;
+        L->off_k = C, L->off_v = 2 * C;
+    } else {
+        s.q_st = C, s.q_sb = (long)Nq * C;
+        s.k_st = s.v_st = C, s.k_sb = s.v_sb = (long)Nk * C;
+        L->nq = (size_t)B * Nq * C, L->nk = L->nv = (size_t)B * Nk * C;
+    }
+    s.o_st = C, s.o_sb = (long)Nq * C;
+    return s;
 }

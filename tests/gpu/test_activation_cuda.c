@@ -27,36 +27,6 @@ static const DType DTS[2] = {DT_F32, DT_BF16};
 
 // ---------------------------------------------------------------- helpers
 
-#define MAX_H 64
-static float *g_h[MAX_H];
-static int g_nh;
-static float *hnew(size_t n) {
-    CHECK(g_nh < MAX_H);
-    return g_h[g_nh++] = calloc(n ? n : 1, sizeof(float));
-}
-static void hfree_all(void) {
-    for (int i = 0; i < g_nh; i++) free(g_h[i]);
-    g_nh = 0;
-    gpu_free_all();
-}
-// n values N(0, sd) rounded through dt.
-static float *hrand(size_t n, float sd, uint64_t *st, DType dt) {
-    float *h = hnew(n);
-    test_fill_normal(h, n, sd, st);
-    round_through(h, n, dt);
-    return h;
-}
-static float *hcopy(const float *a, size_t n) {
-    float *h = hnew(n);
-    memcpy(h, a, n * sizeof(float));
-    return h;
-}
-// Device copy of h placed `off` elements into its allocation (off = 1: not 16-byte aligned).
-static void *dput(const float *h, size_t n, DType dt, int off) {
-    float *t = hnew(n + off);
-    memcpy(t + off, h, n * sizeof(float));
-    return (char *)gpu_put(t, n + off, dt) + (size_t)off * dtype_size(dt);
-}
 static double rtol_of(DType dt, double f32_rtol) { return dt == DT_BF16 ? dtype_eps(dt) : f32_rtol; }
 
 // ---------------------------------------------------------------- pointwise
@@ -97,10 +67,10 @@ static void check_pointwise(const char *name, gpu_fwd_fn gf, gpu_bwd_fn gb, cpu_
                 EXPECT_CLOSE(w, gpu_get(dX, n, dt), y, n, 1e-6, rtol_of(dt, 1e-5));
                 // NULL dx is a no-op
                 if (!gpu_ok(gb(dt, NULL, dDY, dX, n, dev_stream()), "bwd NULL dx")) goto out;
-                hfree_all();
+                gpu_free_all();
             }
 out:
-    hfree_all();
+    gpu_free_all();
 }
 
 TEST(cuda_relu) { check_pointwise("relu", cuda_relu_fwd, cuda_relu_bwd, relu_fwd, relu_bwd); }
@@ -149,9 +119,9 @@ TEST(cuda_prelu) {
             float *got_ds2 = gpu_get(dDS2, C, DT_F32);
             EXPECT(memcmp(got_ds, got_ds2, C * sizeof(float)) == 0, "prelu dslope not deterministic (N=%zu C=%d)",
                    N, C);
-            hfree_all();
+            gpu_free_all();
         }
-    hfree_all();
+    gpu_free_all();
 }
 
 // ---------------------------------------------------------------- GEGLU
@@ -179,9 +149,9 @@ TEST(cuda_geglu) {
             snprintf(w, sizeof w, "geglu bwd %s N=%zu D=%d", dtype_name(dt), N, D);
             if (!gpu_ok(cuda_geglu_bwd(dt, dDX, dDY, dX, N, D, dev_stream()), w)) break;
             EXPECT_CLOSE(w, gpu_get(dDX, nx, dt), dx, nx, dt == DT_BF16 ? 1e-5 : 1e-6, rtol_of(dt, 1e-5));
-            hfree_all();
+            gpu_free_all();
         }
-    hfree_all();
+    gpu_free_all();
 }
 
 // ---------------------------------------------------------------- softmax
@@ -218,7 +188,7 @@ TEST(cuda_softmax) {
             snprintf(w, sizeof w, "softmax bwd %s N=%zu C=%d", dtype_name(dt), N, C);
             if (!gpu_ok(cuda_softmax_bwd(dt, dDX, dDY, dYin, N, C, dev_stream()), w)) break;
             EXPECT_CLOSE(w, gpu_get(dDX, n, dt), dx, n, dt == DT_BF16 ? 1e-5 : 1e-6, rtol_of(dt, 1e-5));
-            hfree_all();
+            gpu_free_all();
         }
-    hfree_all();
+    gpu_free_all();
 }

@@ -27,25 +27,6 @@
 #include "../test.h"
 #include "gpu_test.h"
 
-static float *rand_buf(size_t n, DType dt, uint64_t *rng) {
-    float *h = xmalloc((n ? n : 1) * sizeof(float));
-    test_fill_normal(h, n, 1.0f, rng);
-    round_through(h, n, dt);
-    return h;
-}
-
-static float *copy_buf(const float *h, size_t n) {
-    float *c = xmalloc((n ? n : 1) * sizeof(float));
-    memcpy(c, h, n * sizeof(float));
-    return c;
-}
-
-static double max_abs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
 static void expect_near(const char *what, const float *got, const float *want, size_t n, DType dt) {
     if (dt == DT_F32)
         EXPECT_CLOSE(what, got, want, n, 5e-6, 2e-5);
@@ -58,21 +39,11 @@ typedef struct {
 } AttnCase;
 
 static void run_case(const AttnCase *c, DType dt, uint64_t *rng) {
-    const int B = c->B, H = c->H, Nq = c->Nq, Nk = c->Nk, D = c->D, C = H * D;
-    AttnShape s = {B, H, Nq, Nk, D, c->causal, 0, 0, 0, 0, 0, 0, 0, 0};
-    size_t nq, nk, nv, no = (size_t)B * Nq * C;
-    size_t off_k = 0, off_v = 0;  // element offsets of k, v inside the fused buffer
-    if (c->fused) {
-        s.q_st = s.k_st = s.v_st = 3 * C;
-        s.q_sb = s.k_sb = s.v_sb = (long)Nq * 3 * C;
-        nq = nk = nv = (size_t)B * Nq * 3 * C;  // all three name the same buffer
-        off_k = C, off_v = 2 * C;
-    } else {
-        s.q_st = C, s.q_sb = (long)Nq * C;
-        s.k_st = s.v_st = C, s.k_sb = s.v_sb = (long)Nk * C;
-        nq = (size_t)B * Nq * C, nk = nv = (size_t)B * Nk * C;
-    }
-    s.o_st = C, s.o_sb = (long)Nq * C;
+    const int B = c->B, H = c->H, Nq = c->Nq, Nk = c->Nk, D = c->D;
+    AttnLayout L;
+    AttnShape s = attn_layout(B, H, Nq, Nk, D, c->causal, c->fused, &L);
+    const size_t nq = L.nq, nk = L.nk, nv = L.nv, no = L.no;
+    const size_t off_k = L.off_k, off_v = L.off_v;  // element offsets of k, v inside the fused buffer
     char what[128];
     snprintf(what, sizeof what, "attn %s B%d H%d Nq%d Nk%d D%d causal%d fused%d", dtype_name(dt), B, H, Nq, Nk, D,
              c->causal, c->fused);

@@ -30,12 +30,6 @@ typedef struct {
     size_t ny, nid, ngrad;
 } Result;
 
-static double max_abs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
 static void expect_scaled(const char *what, const float *got, const float *want, size_t n, double tol, double floor) {
     double mx = fmax(max_abs(want, n), floor), err = 0;
     size_t worst = 0;

@@ -30,21 +30,6 @@
 #include "../test.h"
 #include "gpu_test.h"
 
-static float *rand_buf(size_t n, DType dt, uint64_t *rng) {
-    float *h = xmalloc((n ? n : 1) * sizeof(float));
-    test_fill_normal(h, n, 1.0f, rng);
-    round_through(h, n, dt);
-    return h;
-}
-
-static float *copy_buf(const float *h, size_t n) {
-    float *c = xmalloc((n ? n : 1) * sizeof(float));
-    memcpy(c, h, n * sizeof(float));
-    return c;
-}
-
-static double atol_k(long K) { return 2e-6 * (double)(K + 1); }
-static double rtol_bf16(void) { return dtype_eps(DT_BF16) + 1e-5; }
 
 // B, H, W, Cin, Cout, KH, KW, sh, sw, pt, pb, pl, pr
 static const Conv2dShape g_cases[] = {
@@ -97,9 +82,10 @@ static void check_case(int ci, int split, int tile, uint64_t seed) {
         for (size_t i = 0; i < ny; i++) y[i] += res[i];  // fused residual: y = conv + bias + res
         conv2d_fwd(y2, x, w, NULL, s);
         conv2d_bwd(dx, dw, NULL, dy, x, w, s);
-        EXPECT_CLOSE(what, gpu_get(d_y, ny, dt), y, ny, atol_k(kd), rtol_bf16());
-        EXPECT_CLOSE(what, gpu_get(d_y2, ny, dt), y2, ny, atol_k(kd), rtol_bf16());
-        EXPECT_CLOSE(what, gpu_get(d_dx, nx, dt), dx, nx, atol_k((long)s->KH * s->KW * s->Cout), rtol_bf16());
+        EXPECT_CLOSE(what, gpu_get(d_y, ny, dt), y, ny, atol_k(kd), rtol_out(DT_BF16, 1));
+        EXPECT_CLOSE(what, gpu_get(d_y2, ny, dt), y2, ny, atol_k(kd), rtol_out(DT_BF16, 1));
+        EXPECT_CLOSE(what, gpu_get(d_dx, nx, dt), dx, nx, atol_k((long)s->KH * s->KW * s->Cout),
+                     rtol_out(DT_BF16, 1));
         float *g1 = gpu_get(d_dw, nw, DT_F32), *g2 = gpu_get(d_dw2, nw, DT_F32);
         EXPECT_CLOSE(what, g1, dw, nw, atol_k(P), 1e-5);
         EXPECT(memcmp(g1, g2, nw * sizeof(float)) == 0, "%s: dw differs run to run", what);
@@ -165,7 +151,7 @@ TEST(cuda_conv2d_dispatch) {
     const size_t nx = (size_t)s->B * s->H * s->W * s->Cin, nw = (size_t)s->Cout * kd, ny = (size_t)P * s->Cout;
     for (int di = 0; di < 2; di++) {
         const DType dt = di ? DT_BF16 : DT_F32;
-        const double rt = di ? rtol_bf16() : 1e-5;
+        const double rt = di ? rtol_out(DT_BF16, 1) : 1e-5;
         float *x = rand_buf(nx, dt, &rng), *w = rand_buf(nw, dt, &rng), *bias = rand_buf(s->Cout, dt, &rng);
         float *res = rand_buf(ny, dt, &rng), *dy = rand_buf(ny, dt, &rng), *dx0 = rand_buf(nx, dt, &rng);
         float *dw0 = rand_buf(nw, DT_F32, &rng), *db0 = rand_buf(s->Cout, DT_F32, &rng);

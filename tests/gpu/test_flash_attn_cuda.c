@@ -34,25 +34,6 @@
 #include "../test.h"
 #include "gpu_test.h"
 
-static float *rand_buf(size_t n, uint64_t *rng) {
-    float *h = xmalloc((n ? n : 1) * sizeof(float));
-    test_fill_normal(h, n, 1.0f, rng);
-    round_through(h, n, DT_BF16);
-    return h;
-}
-
-static float *copy_buf(const float *h, size_t n) {
-    float *c = xmalloc((n ? n : 1) * sizeof(float));
-    memcpy(c, h, n * sizeof(float));
-    return c;
-}
-
-static double max_abs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
 static double g_worst;  // worst |got - want| / max|want| over all bf16 comparisons (printed once)
 
 static void expect_near(const char *what, const float *got, const float *want, size_t n) {
@@ -67,30 +48,20 @@ typedef struct {
 
 static void run_case(const FlashCase *c, uint64_t *rng, int via_dispatch) {
     const DType dt = DT_BF16;
-    const int B = c->B, H = c->H, Nq = c->Nq, Nk = c->Nk, D = c->D, C = H * D;
-    AttnShape s = {B, H, Nq, Nk, D, c->causal, 0, 0, 0, 0, 0, 0, 0, 0};
-    size_t nq, nk, nv, no = (size_t)B * Nq * C;
-    size_t off_k = 0, off_v = 0;  // element offsets of k, v inside the fused buffer
-    if (c->fused) {
-        s.q_st = s.k_st = s.v_st = 3 * C;
-        s.q_sb = s.k_sb = s.v_sb = (long)Nq * 3 * C;
-        nq = nk = nv = (size_t)B * Nq * 3 * C;  // all three name the same buffer
-        off_k = C, off_v = 2 * C;
-    } else {
-        s.q_st = C, s.q_sb = (long)Nq * C;
-        s.k_st = s.v_st = C, s.k_sb = s.v_sb = (long)Nk * C;
-        nq = (size_t)B * Nq * C, nk = nv = (size_t)B * Nk * C;
-    }
-    s.o_st = C, s.o_sb = (long)Nq * C;
+    const int B = c->B, H = c->H, Nq = c->Nq, Nk = c->Nk, D = c->D;
+    AttnLayout L;
+    AttnShape s = attn_layout(B, H, Nq, Nk, D, c->causal, c->fused, &L);
+    const size_t nq = L.nq, nk = L.nk, nv = L.nv, no = L.no;
+    const size_t off_k = L.off_k, off_v = L.off_v;  // element offsets of k, v inside the fused buffer
     char what[128];
     snprintf(what, sizeof what, "flash B%d H%d Nq%d Nk%d D%d causal%d fused%d%s", B, H, Nq, Nk, D, c->causal,
              c->fused, via_dispatch ? " (dispatch)" : "");
 
-    float *q = rand_buf(nq, rng);
-    float *k = c->fused ? q : rand_buf(nk, rng), *v = c->fused ? q : rand_buf(nv, rng);
-    float *dout = rand_buf(no, rng);
-    float *dq0 = rand_buf(nq, rng);
-    float *dk0 = c->fused ? dq0 : rand_buf(nk, rng), *dv0 = c->fused ? dq0 : rand_buf(nv, rng);
+    float *q = rand_buf(nq, dt, rng);
+    float *k = c->fused ? q : rand_buf(nk, dt, rng), *v = c->fused ? q : rand_buf(nv, dt, rng);
+    float *dout = rand_buf(no, dt, rng);
+    float *dq0 = rand_buf(nq, dt, rng);
+    float *dk0 = c->fused ? dq0 : rand_buf(nk, dt, rng), *dv0 = c->fused ? dq0 : rand_buf(nv, dt, rng);
     void *d_q = gpu_put(q, nq, dt);
     void *d_k = c->fused ? d_q : gpu_put(k, nk, dt), *d_v = c->fused ? d_q : gpu_put(v, nv, dt);
     void *d_dout = gpu_put(dout, no, dt), *d_o = gpu_fill(no, dt, NAN), *d_o2 = gpu_fill(no, dt, NAN);

@@ -23,16 +23,6 @@
 #include "../test.h"
 #include "gpu_test.h"
 
-// n random N(0,1) values rounded through dt (so the CPU sees what the GPU sees).
-static float *rand_mat(size_t n, DType dt, uint64_t *rng) {
-    float *h = xmalloc((n ? n : 1) * sizeof(float));
-    test_fill_normal(h, n, 1.0f, rng);
-    round_through(h, n, dt);
-    return h;
-}
-
-static double tol_abs(int K) { return 2e-6 * (K + 1); }
-static double tol_rel(DType out) { return out == DT_BF16 ? dtype_eps(DT_BF16) + 1e-5 : 1e-5; }
 
 TEST(cuda_gemm_all_transposes) {
     if (!gpu_ready()) return;
@@ -48,8 +38,8 @@ TEST(cuda_gemm_all_transposes) {
                         const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
                         const int lda = ac + 3, ldb = bc + 1, ldc = N + 2;
                         const float alpha = 0.5f, beta = bi ? 1.5f : 0.0f;
-                        float *A = rand_mat((size_t)ar * lda, dt, &rng), *B = rand_mat((size_t)br * ldb, dt, &rng);
-                        float *C = rand_mat((size_t)M * ldc, dt, &rng);
+                        float *A = rand_buf((size_t)ar * lda, dt, &rng), *B = rand_buf((size_t)br * ldb, dt, &rng);
+                        float *C = rand_buf((size_t)M * ldc, dt, &rng);
                         void *dA = gpu_put(A, (size_t)ar * lda, dt), *dB = gpu_put(B, (size_t)br * ldb, dt);
                         void *dC = bi ? gpu_put(C, (size_t)M * ldc, dt) : gpu_fill((size_t)M * ldc, dt, NAN);
                         char what[128];
@@ -65,8 +55,8 @@ TEST(cuda_gemm_all_transposes) {
                         gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, want, ldc);
                         // compare the M x N block; the padding columns must be untouched
                         for (int m = 0; m < M; m++) {
-                            EXPECT_CLOSE(what, got + (size_t)m * ldc, want + (size_t)m * ldc, N, tol_abs(K),
-                                         tol_rel(dt));
+                            EXPECT_CLOSE(what, got + (size_t)m * ldc, want + (size_t)m * ldc, N, atol_k(K),
+                                         rtol_out(dt, 1));
                             if (bi)
                                 for (int n = N; n < ldc; n++)
                                     EXPECT(got[(size_t)m * ldc + n] == C[(size_t)m * ldc + n], "%s: padding written",
@@ -88,8 +78,8 @@ TEST(cuda_gemm_batched) {
                 DType dt = di ? DT_BF16 : DT_F32;
                 const int lda = ta ? M : K, ldb = tb ? K : N, ldc = N;
                 const long sA = (long)M * K + 5, sB = (long)K * N + 2, sC = (long)M * N + 7;
-                float *A = rand_mat(sA * batch, dt, &rng), *B = rand_mat(sB * batch, dt, &rng);
-                float *C = rand_mat(sC * batch, dt, &rng);
+                float *A = rand_buf(sA * batch, dt, &rng), *B = rand_buf(sB * batch, dt, &rng);
+                float *C = rand_buf(sC * batch, dt, &rng);
                 void *dA = gpu_put(A, sA * batch, dt), *dB = gpu_put(B, sB * batch, dt);
                 void *dC = gpu_put(C, sC * batch, dt);
                 char what[96];
@@ -101,7 +91,7 @@ TEST(cuda_gemm_batched) {
                 float *got = gpu_get(dC, sC * batch, dt);
                 gemm_batched(ta, tb, M, N, K, 1.25f, A, lda, sA, B, ldb, sB, -0.5f, C, ldc, sC, batch);
                 // C now holds the reference, gaps included (the CPU leaves them alone too)
-                EXPECT_CLOSE(what, got, C, sC * batch, tol_abs(K), tol_rel(dt));
+                EXPECT_CLOSE(what, got, C, sC * batch, atol_k(K), rtol_out(dt, 1));
                 free(A), free(B), free(C);
                 gpu_free_all();
             }
@@ -117,8 +107,8 @@ TEST(cuda_gemm_f32out) {
                 DType dt = di ? DT_BF16 : DT_F32;
                 const int M = 13, N = 7, K = 37;
                 const int lda = ta ? M : K, ldb = tb ? K : N, ldc = N;
-                float *A = rand_mat((size_t)M * K, dt, &rng), *B = rand_mat((size_t)K * N, dt, &rng);
-                float *C = rand_mat((size_t)M * N, DT_F32, &rng);
+                float *A = rand_buf((size_t)M * K, dt, &rng), *B = rand_buf((size_t)K * N, dt, &rng);
+                float *C = rand_buf((size_t)M * N, DT_F32, &rng);
                 void *dA = gpu_put(A, (size_t)M * K, dt), *dB = gpu_put(B, (size_t)K * N, dt);
                 float *dC = gpu_put(C, (size_t)M * N, DT_F32);
                 char what[96];
@@ -128,7 +118,7 @@ TEST(cuda_gemm_f32out) {
                             what))
                     return;
                 // and the batched form, two batches of the same problem into two C copies
-                float *C2 = rand_mat((size_t)2 * M * N, DT_F32, &rng);
+                float *C2 = rand_buf((size_t)2 * M * N, DT_F32, &rng);
                 float *dC2 = gpu_put(C2, (size_t)2 * M * N, DT_F32);
                 if (!gpu_ok(cuda_gemm_batched_f32out(dt, ta, tb, M, N, K, 1.0f, dA, lda, 0, dB, ldb, 0, 1.0f, dC2,
                                                      ldc, (long)M * N, 2, dev_stream()),
@@ -137,8 +127,8 @@ TEST(cuda_gemm_f32out) {
                 float *got = gpu_get(dC, (size_t)M * N, DT_F32), *got2 = gpu_get(dC2, (size_t)2 * M * N, DT_F32);
                 gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
                 gemm_batched(ta, tb, M, N, K, 1.0f, A, lda, 0, B, ldb, 0, 1.0f, C2, ldc, (long)M * N, 2);
-                EXPECT_CLOSE(what, got, C, (size_t)M * N, tol_abs(K), 1e-5);
-                EXPECT_CLOSE(what, got2, C2, (size_t)2 * M * N, tol_abs(K), 1e-5);
+                EXPECT_CLOSE(what, got, C, (size_t)M * N, atol_k(K), 1e-5);
+                EXPECT_CLOSE(what, got2, C2, (size_t)2 * M * N, atol_k(K), 1e-5);
                 free(A), free(B), free(C), free(C2);
                 gpu_free_all();
             }
@@ -159,8 +149,8 @@ TEST(cuda_gemm_bias) {
                             DType dt = di ? DT_BF16 : DT_F32;
                             const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
                             const int lda = ta ? M : K, ldb = tb ? K : N, ldc = N + 1;
-                            float *A = rand_mat((size_t)M * K, dt, &rng), *B = rand_mat((size_t)K * N, dt, &rng);
-                            float *bias = rand_mat(N, dt, &rng);
+                            float *A = rand_buf((size_t)M * K, dt, &rng), *B = rand_buf((size_t)K * N, dt, &rng);
+                            float *bias = rand_buf(N, dt, &rng);
                             void *dA = gpu_put(A, (size_t)M * K, dt), *dB = gpu_put(B, (size_t)K * N, dt);
                             void *dbias = gpu_put(bias, N, dt);
                             void *dC = gpu_fill((size_t)M * ldc, dt, NAN);
@@ -177,8 +167,8 @@ TEST(cuda_gemm_bias) {
                                 for (int n = 0; n < ldc; n++) want[(size_t)m * ldc + n] = has_bias && n < N ? bias[n] : 0;
                             gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, want, ldc);
                             for (int m = 0; m < M; m++)
-                                EXPECT_CLOSE(what, got + (size_t)m * ldc, want + (size_t)m * ldc, N, tol_abs(K),
-                                             tol_rel(dt));
+                                EXPECT_CLOSE(what, got + (size_t)m * ldc, want + (size_t)m * ldc, N, atol_k(K),
+                                             rtol_out(dt, 1));
                             for (int m = 0; m < M; m++)
                                 EXPECT(isnan(got[(size_t)m * ldc + N]), "%s: padding column written", what);
                             free(A), free(B), free(bias), free(want);
@@ -196,8 +186,8 @@ TEST(cuda_gemm_offset_views_deterministic) {
     uint64_t rng = 15;
     const DType dt = DT_BF16;
     const int M = 19, N = 21, K = 45;
-    float *A = rand_mat((size_t)M * K + 1, dt, &rng), *B = rand_mat((size_t)N * K + 3, dt, &rng);
-    float *bias = rand_mat(N + 1, dt, &rng);
+    float *A = rand_buf((size_t)M * K + 1, dt, &rng), *B = rand_buf((size_t)N * K + 3, dt, &rng);
+    float *bias = rand_buf(N + 1, dt, &rng);
     void *dA = gpu_put(A, (size_t)M * K + 1, dt), *dB = gpu_put(B, (size_t)N * K + 3, dt);
     void *dbias = gpu_put(bias, N + 1, dt);
     void *dC = gpu_fill((size_t)M * N + 1, dt, 0.0f);
@@ -213,7 +203,7 @@ TEST(cuda_gemm_offset_views_deterministic) {
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) want[1 + (size_t)m * N + n] = bias[1 + n];
     gemm(0, 1, M, N, K, 1.0f, A + 1, K, B + 3, K, 1.0f, want + 1, N);
-    EXPECT_CLOSE("offset views", got, want, (size_t)M * N + 1, tol_abs(K), tol_rel(dt));
+    EXPECT_CLOSE("offset views", got, want, (size_t)M * N + 1, atol_k(K), rtol_out(dt, 1));
     // same call again: bit-identical
     if (!gpu_ok(cuda_gemm_bias(dt, 0, 1, M, N, K, (char *)dA + es, K, (char *)dB + 3 * es, K, (char *)dbias + es,
                                (char *)dC + es, N, dev_stream()),

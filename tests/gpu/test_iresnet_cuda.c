@@ -59,24 +59,6 @@ static int skip_io(const char *key, char *out, size_t n) {
     return iresnet_keymap(key, out, n);
 }
 
-static void *put(const Backend *be, DType dt, const float *hst, size_t n) {
-    void *d = be->alloc(n * dtype_size(dt));
-    void *tmp = xmalloc(n * dtype_size(dt));
-    convert_dtype(tmp, dt, hst, DT_F32, n);
-    CHECK(d && be->upload(d, tmp, n * dtype_size(dt)) == 0);
-    free(tmp);
-    return d;
-}
-
-static float *get(const Backend *be, DType dt, const void *d, size_t n) {
-    void *tmp = xmalloc(n * dtype_size(dt));
-    float *f = xmalloc(n * sizeof(float));
-    CHECK(be->sync() == 0 && be->download(tmp, d, n * dtype_size(dt)) == 0);
-    convert_dtype(f, DT_F32, tmp, dt, n);
-    free(tmp);
-    return f;
-}
-
 // One forward (+ backward when bwd) on backend be in dtype dt; train_w: weights
 // with master + gradients (else inference weights, stats bound from wts).
 static int run(const Backend *be, DType dt, const Case *k, const float *wts, int bn_train, int bwd, int train_w,
@@ -92,17 +74,17 @@ static int run(const Backend *be, DType dt, const Case *k, const float *wts, int
     CHECK(nn_ctx_init(&c, be, dt, 16 << 20, 16 << 20) == 0);
     c.train = bwd;
     m.bn_train = bn_train;
-    void *dx_ = put(be, dt, x, nx), *ddy = put(be, dt, dy, ny);
+    void *dx_ = be_put(be, dt, x, nx), *ddy = be_put(be, dt, dy, ny);
     void *y = be->alloc(ny * dtype_size(dt)), *gx = be->alloc(nx * dtype_size(dt));
     CHECK(y && gx && be->memset(gx, 0, nx * dtype_size(dt)) == 0);
     IResNetSaved *sv = xcalloc(1, sizeof *sv);
     int rc = iresnet_f(&c, &Wt, &m, y, dx_, B, bwd ? sv : NULL);
     if (rc == 0 && bwd) rc = iresnet_b(&c, &Wt, &m, gx, ddy, sv);
     if (rc == 0) {
-        r->y = get(be, dt, y, ny);
+        r->y = be_get(be, dt, y, ny);
         if (bwd) {
-            r->dx = get(be, dt, gx, nx);
-            r->grad = get(be, DT_F32, Wt.grad, Wt.t.total);
+            r->dx = be_get(be, dt, gx, nx);
+            r->grad = be_get(be, DT_F32, Wt.grad, Wt.t.total);
         }
         r->wts = xmalloc(Wt.t.total * sizeof(float));
         CHECK(be->sync() == 0 && weights_download(&Wt, r->wts) == 0);

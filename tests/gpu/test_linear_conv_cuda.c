@@ -26,21 +26,6 @@
 #include "../test.h"
 #include "gpu_test.h"
 
-static float *rand_buf(size_t n, DType dt, uint64_t *rng) {
-    float *h = xmalloc((n ? n : 1) * sizeof(float));
-    test_fill_normal(h, n, 1.0f, rng);
-    round_through(h, n, dt);
-    return h;
-}
-
-static float *copy_buf(const float *h, size_t n) {
-    float *c = xmalloc((n ? n : 1) * sizeof(float));
-    memcpy(c, h, n * sizeof(float));
-    return c;
-}
-
-static double atol_k(long K) { return 2e-6 * (double)(K + 1); }
-static double rtol_out(DType dt, int roundings) { return dt == DT_BF16 ? roundings * dtype_eps(dt) + 1e-5 : 1e-5; }
 
 TEST(cuda_linear_fwd_bwd) {
     if (!gpu_ready()) return;

@@ -29,40 +29,6 @@
 
 static const DType DTS[2] = {DT_F32, DT_BF16};
 
-#define MAX_H 64
-static float *g_h[MAX_H];
-static int g_nh;
-static float *hnew(size_t n) {
-    CHECK(g_nh < MAX_H);
-    return g_h[g_nh++] = calloc(n ? n : 1, sizeof(float));
-}
-static void hfree_all(void) {
-    for (int i = 0; i < g_nh; i++) free(g_h[i]);
-    g_nh = 0;
-    gpu_free_all();
-}
-static float *hrand(size_t n, float sd, uint64_t *st, DType dt) {
-    float *h = hnew(n);
-    test_fill_normal(h, n, sd, st);
-    round_through(h, n, dt);
-    return h;
-}
-static float *hcopy(const float *a, size_t n) {
-    float *h = hnew(n);
-    memcpy(h, a, n * sizeof(float));
-    return h;
-}
-// Device copy of h, `off` elements into its allocation (off = 1: unaligned).
-static void *dput(const float *h, size_t n, DType dt, int off) {
-    float *t = hnew(n + off);
-    memcpy(t + off, h, n * sizeof(float));
-    return (char *)gpu_put(t, n + off, dt) + (size_t)off * dtype_size(dt);
-}
-static void expect_rounded(const char *what, const void *d, float *want, size_t n, DType dt) {
-    round_through(want, n, dt);
-    EXPECT_CLOSE(what, gpu_get(d, n, dt), want, n, 0.0, 0.0);
-}
-
 // ---------------------------------------------------------------- dropout
 
 TEST(cuda_dropout_matches_cpu_mask) {
@@ -99,10 +65,10 @@ TEST(cuda_dropout_matches_cpu_mask) {
                     // in place (y over x)
                     if (!gpu_ok(cuda_dropout_fwd(dt, dX, dX, n, p, seed, offset, dev_stream()), w)) goto out;
                     expect_rounded("dropout in place", dX, y, n, dt);
-                    hfree_all();
+                    gpu_free_all();
                 }
 out:
-    hfree_all();
+    gpu_free_all();
 }
 
 TEST(cuda_dropout_rejects_bad_p) {
@@ -110,7 +76,7 @@ TEST(cuda_dropout_rejects_bad_p) {
     void *d = gpu_fill(4, DT_F32, 1.0f);
     EXPECT(cuda_dropout_fwd(DT_F32, d, d, 4, 1.5f, 1, 0, dev_stream()) != 0, "p = 1.5 accepted");
     EXPECT(cuda_dropout_fwd(DT_F32, d, d, 4, -0.1f, 1, 0, dev_stream()) != 0, "p = -0.1 accepted");
-    hfree_all();
+    gpu_free_all();
 }
 
 // ---------------------------------------------------------------- MSE
@@ -147,10 +113,10 @@ TEST(cuda_mse_loss) {
                 if (!gpu_ok(cuda_mse_loss_bwd(dt, dDA, dDB, dloss, dA, dB, n, dev_stream()), w)) goto out;
                 expect_rounded(w, dDA, da, n, dt);
                 expect_rounded(w, dDB, db, n, dt);
-                hfree_all();
+                gpu_free_all();
             }
 out:
-    hfree_all();
+    gpu_free_all();
 }
 
 // ---------------------------------------------------------------- L2 normalise
@@ -191,9 +157,9 @@ TEST(cuda_l2norm) {
                 EXPECT_CLOSE(w, got + (size_t)i * D, dx + (size_t)i * D, D, (dt == DT_BF16 ? 1e-5 : 1e-6) * scale,
                              dt == DT_BF16 ? dtype_eps(dt) : 1e-5);
             }
-            hfree_all();
+            gpu_free_all();
         }
-    hfree_all();
+    gpu_free_all();
 }
 
 // ---------------------------------------------------------------- cosine similarity
@@ -246,8 +212,8 @@ TEST(cuda_cosine_sim) {
                     EXPECT_CLOSE(w, ga + (size_t)i * D, da + (size_t)i * D, D, at * sa, rt);
                     EXPECT_CLOSE(w, gb + (size_t)i * D, db + (size_t)i * D, D, at * sb, rt);
                 }
-                hfree_all();
+                gpu_free_all();
             }
 out:
-    hfree_all();
+    gpu_free_all();
 }

@@ -32,32 +32,7 @@
 
 // ---------------------------------------------------------------- helpers
 
-#define MAXH 64
-static void *g_h[MAXH];
-static int g_nh;
-static float *hnew(size_t n) {
-    CHECK(g_nh < MAXH);
-    return g_h[g_nh++] = xmalloc(n * sizeof(float) + 1);
-}
-static void hfree_all(void) {
-    for (int i = 0; i < g_nh; i++) free(g_h[i]);
-    g_nh = 0;
-}
-// n normal values (stddev sd) + offset, rounded through dt.
-static float *rnd(size_t n, float sd, float offset, DType dt, uint64_t *st) {
-    float *h = hnew(n);
-    test_fill_normal(h, n, sd, st);
-    for (size_t i = 0; i < n; i++) h[i] += offset;
-    round_through(h, n, dt);
-    return h;
-}
-static float *copyf(const float *a, size_t n) {
-    float *h = hnew(n);
-    memcpy(h, a, n * sizeof(float));
-    return h;
-}
 static double rtol_t(DType dt) { return dt == DT_BF16 ? dtype_eps(dt) : 1e-5; }
-static const char *dtn(DType dt) { return dt == DT_BF16 ? "bf16" : "f32"; }
 static int same(const void *a, const void *b, size_t bytes) { return memcmp(a, b, bytes) == 0; }
 
 static const DType DTS[2] = {DT_F32, DT_BF16};
@@ -76,9 +51,9 @@ static void gn_case(DType dt, const GNCase *k, uint64_t seed) {
     const float eps = 1e-5f;
     char what[160];
     uint64_t st = seed;
-    float *x = rnd(n, 1.0f, k->offset, dt, &st);
-    float *gamma = k->affine ? rnd(C, 0.5f, 1.0f, dt, &st) : NULL;
-    float *beta = k->affine ? rnd(C, 0.5f, 0.0f, dt, &st) : NULL;
+    float *x = hrand_offset(n, 1.0f, k->offset, &st, dt);
+    float *gamma = k->affine ? hrand_offset(C, 0.5f, 1.0f, &st, dt) : NULL;
+    float *beta = k->affine ? hrand(C, 0.5f, &st, dt) : NULL;
     float *y = hnew(n), *mean = hnew(ng), *rstd = hnew(ng);
     groupnorm_fwd(y, mean, rstd, x, gamma, beta, B, HW, C, G, eps, k->silu);
 
@@ -90,8 +65,8 @@ static void gn_case(DType dt, const GNCase *k, uint64_t seed) {
     if (!gpu_ok(cuda_groupnorm_fwd(dt, dy_, dm, dr, dx_, dg, db, B, HW, C, G, eps, k->silu, dev_stream()),
                 "groupnorm_fwd"))
         goto done;
-    snprintf(what, sizeof what, "groupnorm_fwd %s B=%d HW=%d C=%d G=%d silu=%d affine=%d off=%g chunk=%d y", dtn(dt),
-             B, HW, C, G, k->silu, k->affine, k->offset, k->chunk);
+    snprintf(what, sizeof what, "groupnorm_fwd %s B=%d HW=%d C=%d G=%d silu=%d affine=%d off=%g chunk=%d y",
+             dtype_name(dt), B, HW, C, G, k->silu, k->affine, k->offset, k->chunk);
     float *gy = gpu_get(dy_, n, dt);
     EXPECT_CLOSE(what, gy, y, n, 2e-5, rtol_t(dt));
     EXPECT_CLOSE("groupnorm_fwd mean", gpu_get(dm, ng, DT_F32), mean, ng, 1e-5, 2e-5);
@@ -104,10 +79,10 @@ static void gn_case(DType dt, const GNCase *k, uint64_t seed) {
 
     // backward, from the CPU statistics; every gradient buffer starts non-zero (+=)
     {
-        float *dy = rnd(n, 1.0f, 0.0f, dt, &st);
-        float *dx0 = rnd(n, 1.0f, 0.0f, dt, &st);
-        float *dg0 = rnd(C, 1.0f, 0.0f, DT_F32, &st), *db0 = rnd(C, 1.0f, 0.0f, DT_F32, &st);
-        float *dxr = copyf(dx0, n), *dgr = copyf(dg0, C), *dbr = copyf(db0, C);
+        float *dy = hrand(n, 1.0f, &st, dt);
+        float *dx0 = hrand(n, 1.0f, &st, dt);
+        float *dg0 = hrand(C, 1.0f, &st, DT_F32), *db0 = hrand(C, 1.0f, &st, DT_F32);
+        float *dxr = hcopy(dx0, n), *dgr = hcopy(dg0, C), *dbr = hcopy(db0, C);
         groupnorm_bwd(dxr, dgr, dbr, dy, x, mean, rstd, gamma, beta, B, HW, C, G, k->silu);
         void *ddy = gpu_put(dy, n, dt);
         float *dmean = gpu_put(mean, ng, DT_F32), *drstd = gpu_put(rstd, ng, DT_F32);
@@ -123,8 +98,8 @@ static void gn_case(DType dt, const GNCase *k, uint64_t seed) {
             gdg[run] = gpu_get(ddg, C, DT_F32);
             gdb[run] = gpu_get(ddb, C, DT_F32);
         }
-        snprintf(what, sizeof what, "groupnorm_bwd %s B=%d HW=%d C=%d G=%d silu=%d affine=%d", dtn(dt), B, HW, C, G,
-                 k->silu, k->affine);
+        snprintf(what, sizeof what, "groupnorm_bwd %s B=%d HW=%d C=%d G=%d silu=%d affine=%d", dtype_name(dt), B, HW,
+                 C, G, k->silu, k->affine);
         const double asum = 2e-7 * (double)B * HW + 1e-5;
         EXPECT_CLOSE(what, gdx[0], dxr, n, 5e-5, rtol_t(dt));
         EXPECT_CLOSE("groupnorm_bwd dgamma", gdg[0], dgr, C, asum, 1e-5);
@@ -143,7 +118,6 @@ static void gn_case(DType dt, const GNCase *k, uint64_t seed) {
 done:
     cuda_norm_set_chunk_rows(0);
     gpu_free_all();
-    hfree_all();
 }
 
 TEST(cuda_groupnorm) {
@@ -185,9 +159,9 @@ static void ln_case(DType dt, const LNCase *k, uint64_t seed) {
     const float eps = 1e-5f;
     char what[160];
     uint64_t st = seed;
-    float *x = rnd(n, 1.0f, k->offset, dt, &st);
-    float *gamma = k->affine ? rnd(C, 0.5f, 1.0f, dt, &st) : NULL;
-    float *beta = k->affine ? rnd(C, 0.5f, 0.0f, dt, &st) : NULL;
+    float *x = hrand_offset(n, 1.0f, k->offset, &st, dt);
+    float *gamma = k->affine ? hrand_offset(C, 0.5f, 1.0f, &st, dt) : NULL;
+    float *beta = k->affine ? hrand(C, 0.5f, &st, dt) : NULL;
     float *y = hnew(n), *mean = hnew(N), *rstd = hnew(N);
     layernorm_fwd(y, mean, rstd, x, gamma, beta, N, C, eps);
 
@@ -198,15 +172,16 @@ static void ln_case(DType dt, const LNCase *k, uint64_t seed) {
     float *dm = gpu_fill(N, DT_F32, 0.0f), *dr = gpu_fill(N, DT_F32, 0.0f);
     if (!gpu_ok(cuda_layernorm_fwd(dt, dy_, dm, dr, dx_, dg, db, N, C, eps, dev_stream()), "layernorm_fwd"))
         goto done;
-    snprintf(what, sizeof what, "layernorm_fwd %s N=%d C=%d affine=%d off=%g y", dtn(dt), N, C, k->affine, k->offset);
+    snprintf(what, sizeof what, "layernorm_fwd %s N=%d C=%d affine=%d off=%g y", dtype_name(dt), N, C, k->affine,
+             k->offset);
     EXPECT_CLOSE(what, gpu_get(dy_, n, dt), y, n, 2e-5, rtol_t(dt));
     EXPECT_CLOSE("layernorm_fwd mean", gpu_get(dm, N, DT_F32), mean, N, 1e-5, 2e-5);
     EXPECT_CLOSE("layernorm_fwd rstd", gpu_get(dr, N, DT_F32), rstd, N, 1e-5, 2e-5);
     {
-        float *dy = rnd(n, 1.0f, 0.0f, dt, &st);
-        float *dx0 = rnd(n, 1.0f, 0.0f, dt, &st);
-        float *dg0 = rnd(C, 1.0f, 0.0f, DT_F32, &st), *db0 = rnd(C, 1.0f, 0.0f, DT_F32, &st);
-        float *dxr = copyf(dx0, n), *dgr = copyf(dg0, C), *dbr = copyf(db0, C);
+        float *dy = hrand(n, 1.0f, &st, dt);
+        float *dx0 = hrand(n, 1.0f, &st, dt);
+        float *dg0 = hrand(C, 1.0f, &st, DT_F32), *db0 = hrand(C, 1.0f, &st, DT_F32);
+        float *dxr = hcopy(dx0, n), *dgr = hcopy(dg0, C), *dbr = hcopy(db0, C);
         layernorm_bwd(dxr, dgr, dbr, dy, x, mean, rstd, gamma, N, C);
         void *ddy = gpu_put(dy, n, dt);
         float *dmean = gpu_put(mean, N, DT_F32), *drstd = gpu_put(rstd, N, DT_F32);
@@ -221,7 +196,7 @@ static void ln_case(DType dt, const LNCase *k, uint64_t seed) {
             gdg[run] = gpu_get(ddg, C, DT_F32);
             gdb[run] = gpu_get(ddb, C, DT_F32);
         }
-        snprintf(what, sizeof what, "layernorm_bwd %s N=%d C=%d affine=%d", dtn(dt), N, C, k->affine);
+        snprintf(what, sizeof what, "layernorm_bwd %s N=%d C=%d affine=%d", dtype_name(dt), N, C, k->affine);
         const double asum = 2e-7 * (double)N + 1e-5;
         // rstd up to 1/sqrt(eps) for C = 1 (zero variance): scale dx's atol by it
         double amax = 5e-5;
@@ -236,7 +211,6 @@ static void ln_case(DType dt, const LNCase *k, uint64_t seed) {
 done:
     cuda_norm_set_chunk_rows(0);
     gpu_free_all();
-    hfree_all();
 }
 
 TEST(cuda_layernorm) {
@@ -271,14 +245,14 @@ static void bn_case(DType dt, const BNCase *k, uint64_t seed) {
     const float eps = 1e-5f, mom = 0.1f;
     char what[160];
     uint64_t st = seed;
-    float *x = rnd(n, 1.0f, k->offset, dt, &st);
-    float *gamma = k->affine ? rnd(C, 0.5f, 1.0f, dt, &st) : NULL;
-    float *beta = k->affine ? rnd(C, 0.5f, 0.0f, dt, &st) : NULL;
-    float *rm = rnd(C, 1.0f, 0.0f, DT_F32, &st), *rv = hnew(C);
+    float *x = hrand_offset(n, 1.0f, k->offset, &st, dt);
+    float *gamma = k->affine ? hrand_offset(C, 0.5f, 1.0f, &st, dt) : NULL;
+    float *beta = k->affine ? hrand(C, 0.5f, &st, dt) : NULL;
+    float *rm = hrand(C, 1.0f, &st, DT_F32), *rv = hnew(C);
     test_fill_uniform(rv, C, 0.5f, 2.0f, &st);
-    float *dy = rnd(n, 1.0f, 0.0f, dt, &st);
-    float *dx0 = rnd(n, 1.0f, 0.0f, dt, &st);
-    float *dg0 = rnd(C, 1.0f, 0.0f, DT_F32, &st), *db0 = rnd(C, 1.0f, 0.0f, DT_F32, &st);
+    float *dy = hrand(n, 1.0f, &st, dt);
+    float *dx0 = hrand(n, 1.0f, &st, dt);
+    float *dg0 = hrand(C, 1.0f, &st, DT_F32), *db0 = hrand(C, 1.0f, &st, DT_F32);
     const double asum = 2e-7 * (double)N + 1e-5;
 
     cuda_norm_set_chunk_rows(k->chunk);
@@ -294,17 +268,17 @@ static void bn_case(DType dt, const BNCase *k, uint64_t seed) {
         if (!gpu_ok(cuda_batchnorm_fwd_infer(dt, dout, dxin, dg, db, drm, drv, N, C, eps, dev_stream()),
                     "batchnorm_fwd_infer"))
             goto done;
-        snprintf(what, sizeof what, "batchnorm_fwd_infer %s N=%d C=%d affine=%d", dtn(dt), N, C, k->affine);
+        snprintf(what, sizeof what, "batchnorm_fwd_infer %s N=%d C=%d affine=%d", dtype_name(dt), N, C, k->affine);
         EXPECT_CLOSE(what, gpu_get(dout, n, dt), y, n, 2e-5, rtol_t(dt));
 
-        float *dxr = copyf(dx0, n), *dgr = copyf(dg0, C), *dbr = copyf(db0, C);
+        float *dxr = hcopy(dx0, n), *dgr = hcopy(dg0, C), *dbr = hcopy(db0, C);
         batchnorm_bwd_infer(dxr, dgr, dbr, dy, x, gamma, rm, rv, N, C, eps);
         void *ddx = gpu_put(dx0, n, dt);
         float *ddg = gpu_put(dg0, C, DT_F32), *ddb = gpu_put(db0, C, DT_F32);
         if (!gpu_ok(cuda_batchnorm_bwd_infer(dt, ddx, ddg, ddb, ddy, dxin, dg, drm, drv, N, C, eps, dev_stream()),
                     "batchnorm_bwd_infer"))
             goto done;
-        snprintf(what, sizeof what, "batchnorm_bwd_infer %s N=%d C=%d affine=%d", dtn(dt), N, C, k->affine);
+        snprintf(what, sizeof what, "batchnorm_bwd_infer %s N=%d C=%d affine=%d", dtype_name(dt), N, C, k->affine);
         EXPECT_CLOSE(what, gpu_get(ddx, n, dt), dxr, n, 5e-5, rtol_t(dt));
         EXPECT_CLOSE("batchnorm_bwd_infer dgamma", gpu_get(ddg, C, DT_F32), dgr, C, asum, 1e-5);
         EXPECT_CLOSE("batchnorm_bwd_infer dbeta", gpu_get(ddb, C, DT_F32), dbr, C, asum, 1e-5);
@@ -312,7 +286,7 @@ static void bn_case(DType dt, const BNCase *k, uint64_t seed) {
     // training forward (twice from the same running stats: determinism) / backward
     {
         float *y = hnew(n), *mean = hnew(C), *rstd = hnew(C);
-        float *rmr = copyf(rm, C), *rvr = copyf(rv, C);
+        float *rmr = hcopy(rm, C), *rvr = hcopy(rv, C);
         batchnorm_fwd_train(y, mean, rstd, rmr, rvr, x, gamma, beta, N, C, eps, mom);
         float *gy[2], *gm[2], *gr[2], *grm[2], *grv[2];
         for (int run = 0; run < 2; run++) {
@@ -328,8 +302,8 @@ static void bn_case(DType dt, const BNCase *k, uint64_t seed) {
             grm[run] = gpu_get(drm2, C, DT_F32);
             grv[run] = gpu_get(drv2, C, DT_F32);
         }
-        snprintf(what, sizeof what, "batchnorm_fwd_train %s N=%d C=%d affine=%d off=%g", dtn(dt), N, C, k->affine,
-                 k->offset);
+        snprintf(what, sizeof what, "batchnorm_fwd_train %s N=%d C=%d affine=%d off=%g", dtype_name(dt), N, C,
+                 k->affine, k->offset);
         EXPECT_CLOSE(what, gy[0], y, n, 2e-5, rtol_t(dt));
         EXPECT_CLOSE("batchnorm_fwd_train mean", gm[0], mean, C, 1e-5, 2e-5);
         EXPECT_CLOSE("batchnorm_fwd_train rstd", gr[0], rstd, C, 1e-5, 2e-5);
@@ -339,7 +313,7 @@ static void bn_case(DType dt, const BNCase *k, uint64_t seed) {
                    same(gr[0], gr[1], C * sizeof(float)) && same(grv[0], grv[1], C * sizeof(float)),
                "%s: second run differs", what);
 
-        float *dxr = copyf(dx0, n), *dgr = copyf(dg0, C), *dbr = copyf(db0, C);
+        float *dxr = hcopy(dx0, n), *dgr = hcopy(dg0, C), *dbr = hcopy(db0, C);
         batchnorm_bwd_train(dxr, dgr, dbr, dy, x, mean, rstd, gamma, N, C);
         float *dmean = gpu_put(mean, C, DT_F32), *drstd = gpu_put(rstd, C, DT_F32);
         float *gdx[2], *gdg[2], *gdb[2];
@@ -353,7 +327,7 @@ static void bn_case(DType dt, const BNCase *k, uint64_t seed) {
             gdg[run] = gpu_get(ddg, C, DT_F32);
             gdb[run] = gpu_get(ddb, C, DT_F32);
         }
-        snprintf(what, sizeof what, "batchnorm_bwd_train %s N=%d C=%d affine=%d", dtn(dt), N, C, k->affine);
+        snprintf(what, sizeof what, "batchnorm_bwd_train %s N=%d C=%d affine=%d", dtype_name(dt), N, C, k->affine);
         EXPECT_CLOSE(what, gdx[0], dxr, n, 5e-5, rtol_t(dt));
         EXPECT_CLOSE("batchnorm_bwd_train dgamma", gdg[0], dgr, C, asum, 1e-5);
         EXPECT_CLOSE("batchnorm_bwd_train dbeta", gdb[0], dbr, C, asum, 1e-5);
@@ -364,7 +338,6 @@ static void bn_case(DType dt, const BNCase *k, uint64_t seed) {
 done:
     cuda_norm_set_chunk_rows(0);
     gpu_free_all();
-    hfree_all();
 }
 
 TEST(cuda_batchnorm) {

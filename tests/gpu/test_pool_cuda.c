@@ -26,30 +26,6 @@
 #include "../test.h"
 #include "gpu_test.h"
 
-#define MAXH 64
-static void *g_h[MAXH];
-static int g_nh;
-static void *hnew_bytes(size_t bytes) {
-    CHECK(g_nh < MAXH);
-    return g_h[g_nh++] = xmalloc(bytes + 1);
-}
-static float *hnew(size_t n) { return hnew_bytes(n * sizeof(float)); }
-static void hfree_all(void) {
-    for (int i = 0; i < g_nh; i++) free(g_h[i]);
-    g_nh = 0;
-}
-static float *rnd(size_t n, float sd, DType dt, uint64_t *st) {
-    float *h = hnew(n);
-    test_fill_normal(h, n, sd, st);
-    round_through(h, n, dt);
-    return h;
-}
-static float *copyf(const float *a, size_t n) {
-    float *h = hnew(n);
-    memcpy(h, a, n * sizeof(float));
-    return h;
-}
-static const char *dtn(DType dt) { return dt == DT_BF16 ? "bf16" : "f32"; }
 static const DType DTS[2] = {DT_F32, DT_BF16};
 
 // {B, H, W, C, KH, KW, sh, sw, ph, pw, ceil_mode, count_include_pad}
@@ -65,7 +41,7 @@ static const Pool2dShape SHAPES[] = {
 #define NSHAPES ((int)(sizeof SHAPES / sizeof SHAPES[0]))
 
 static void shape_str(char *buf, size_t n, const char *op, DType dt, const Pool2dShape *s) {
-    snprintf(buf, n, "%s %s B=%d H=%d W=%d C=%d k=%dx%d s=%dx%d p=%dx%d ceil=%d cip=%d", op, dtn(dt), s->B, s->H,
+    snprintf(buf, n, "%s %s B=%d H=%d W=%d C=%d k=%dx%d s=%dx%d p=%dx%d ceil=%d cip=%d", op, dtype_name(dt), s->B, s->H,
              s->W, s->C, s->KH, s->KW, s->sh, s->sw, s->ph, s->pw, s->ceil_mode, s->count_include_pad);
 }
 
@@ -79,7 +55,7 @@ TEST(cuda_maxpool2d) {
             const size_t nx = (size_t)s->B * s->H * s->W * s->C;
             const size_t ny = (size_t)s->B * pool2d_out_h(s) * pool2d_out_w(s) * s->C;
             uint64_t st = 500 + i;
-            float *x = rnd(nx, 1.0f, dt, &st);
+            float *x = hrand(nx, 1.0f, &st, dt);
             if (i == 3) x[5] = NAN;  // NaN propagates and wins its windows, as in PyTorch
             float *y = hnew(ny);
             int32_t *am = hnew_bytes(ny * sizeof(int32_t));
@@ -101,8 +77,8 @@ TEST(cuda_maxpool2d) {
                    bad >= 0 ? gam[bad] : 0, bad >= 0 ? y[bad] : 0.0, bad >= 0 ? am[bad] : 0);
 
             // backward: dx starts non-zero (+=)
-            float *g = rnd(ny, 1.0f, dt, &st), *dx0 = rnd(nx, 1.0f, dt, &st);
-            float *dxr = copyf(dx0, nx);
+            float *g = hrand(ny, 1.0f, &st, dt), *dx0 = hrand(nx, 1.0f, &st, dt);
+            float *dxr = hcopy(dx0, nx);
             maxpool2d_bwd(dxr, g, am, s);
             round_through(dxr, nx, dt);
             void *ddx = gpu_put(dx0, nx, dt), *dg = gpu_put(g, ny, dt);
@@ -112,7 +88,6 @@ TEST(cuda_maxpool2d) {
             }
             dev_free(dam);
             gpu_free_all();
-            hfree_all();
         }
 }
 
@@ -127,7 +102,7 @@ TEST(cuda_avgpool2d) {
             const size_t nx = (size_t)s->B * s->H * s->W * s->C;
             const size_t ny = (size_t)s->B * pool2d_out_h(s) * pool2d_out_w(s) * s->C;
             uint64_t st = 600 + i;
-            float *x = rnd(nx, 1.0f, dt, &st);
+            float *x = hrand(nx, 1.0f, &st, dt);
             float *y = hnew(ny);
             avgpool2d_fwd(y, x, s);
             round_through(y, ny, dt);
@@ -136,8 +111,8 @@ TEST(cuda_avgpool2d) {
             shape_str(what, sizeof what, "avgpool2d_fwd", dt, s);
             EXPECT_CLOSE(what, gpu_get(dy_, ny, dt), y, ny, 1e-7, rt);
 
-            float *g = rnd(ny, 1.0f, dt, &st), *dx0 = rnd(nx, 1.0f, dt, &st);
-            float *dxr = copyf(dx0, nx);
+            float *g = hrand(ny, 1.0f, &st, dt), *dx0 = hrand(nx, 1.0f, &st, dt);
+            float *dxr = hcopy(dx0, nx);
             avgpool2d_bwd(dxr, g, s);
             round_through(dxr, nx, dt);
             void *ddx = gpu_put(dx0, nx, dt), *dg = gpu_put(g, ny, dt);
@@ -145,10 +120,8 @@ TEST(cuda_avgpool2d) {
             shape_str(what, sizeof what, "avgpool2d_bwd", dt, s);
             EXPECT_CLOSE(what, gpu_get(ddx, nx, dt), dxr, nx, 1e-7, rt);
             gpu_free_all();
-            hfree_all();
         }
     gpu_free_all();
-    hfree_all();
 }
 
 TEST(cuda_pool2d_bad_shape) {
@@ -173,7 +146,7 @@ TEST(cuda_global_avgpool) {
             const size_t nx = (size_t)B * HW * C, ny = (size_t)B * C;
             const double rt = dt == DT_BF16 ? dtype_eps(dt) : 1e-5;
             uint64_t st = 700 + i;
-            float *x = rnd(nx, 1.0f, dt, &st);
+            float *x = hrand(nx, 1.0f, &st, dt);
             float *y = hnew(ny);
             global_avgpool_fwd(y, x, B, HW, C);
             void *dx_ = gpu_put(x, nx, dt), *dy_ = gpu_fill(ny, dt, 0.0f);
@@ -183,24 +156,22 @@ TEST(cuda_global_avgpool) {
                     goto done;
                 gy[run] = gpu_get(dy_, ny, dt);
             }
-            snprintf(what, sizeof what, "global_avgpool_fwd %s B=%d HW=%d C=%d", dtn(dt), B, HW, C);
+            snprintf(what, sizeof what, "global_avgpool_fwd %s B=%d HW=%d C=%d", dtype_name(dt), B, HW, C);
             // a mean: the fp32 sum's error (a few eps * HW) divided by HW
             EXPECT_CLOSE(what, gy[0], y, ny, 1e-6, rt);
             EXPECT(memcmp(gy[0], gy[1], ny * sizeof(float)) == 0, "%s: second run differs", what);
 
-            float *g = rnd(ny, 1.0f, dt, &st), *dx0 = rnd(nx, 1.0f, dt, &st);
-            float *dxr = copyf(dx0, nx);
+            float *g = hrand(ny, 1.0f, &st, dt), *dx0 = hrand(nx, 1.0f, &st, dt);
+            float *dxr = hcopy(dx0, nx);
             global_avgpool_bwd(dxr, g, B, HW, C);
             void *ddx = gpu_put(dx0, nx, dt), *dg = gpu_put(g, ny, dt);
             if (!gpu_ok(cuda_global_avgpool_bwd(dt, ddx, dg, B, HW, C, dev_stream()), "global_avgpool_bwd")) goto done;
-            snprintf(what, sizeof what, "global_avgpool_bwd %s B=%d HW=%d C=%d", dtn(dt), B, HW, C);
+            snprintf(what, sizeof what, "global_avgpool_bwd %s B=%d HW=%d C=%d", dtype_name(dt), B, HW, C);
             EXPECT_CLOSE(what, gpu_get(ddx, nx, dt), dxr, nx, 1e-7, dt == DT_BF16 ? dtype_eps(dt) : 1e-6);
             gpu_free_all();
-            hfree_all();
         }
 done:
     gpu_free_all();
-    hfree_all();
 }
 
 TEST(cuda_channel_scale) {
@@ -214,17 +185,17 @@ TEST(cuda_channel_scale) {
             const double rt_e = dt == DT_BF16 ? dtype_eps(dt) : 1e-6;
             const double rt_s = dt == DT_BF16 ? dtype_eps(dt) : 1e-5;
             uint64_t st = 800 + i;
-            float *x = rnd(nx, 1.0f, dt, &st), *sc = rnd(ns, 1.0f, dt, &st);
+            float *x = hrand(nx, 1.0f, &st, dt), *sc = hrand(ns, 1.0f, &st, dt);
             float *y = hnew(nx);
             channel_scale_fwd(y, x, sc, B, HW, C);
             void *dx_ = gpu_put(x, nx, dt), *dsc_ = gpu_put(sc, ns, dt), *dy_ = gpu_fill(nx, dt, 0.0f);
             if (!gpu_ok(cuda_channel_scale_fwd(dt, dy_, dx_, dsc_, B, HW, C, dev_stream()), "channel_scale_fwd"))
                 goto done;
-            snprintf(what, sizeof what, "channel_scale_fwd %s B=%d HW=%d C=%d", dtn(dt), B, HW, C);
+            snprintf(what, sizeof what, "channel_scale_fwd %s B=%d HW=%d C=%d", dtype_name(dt), B, HW, C);
             EXPECT_CLOSE(what, gpu_get(dy_, nx, dt), y, nx, 1e-7, rt_e);
 
-            float *g = rnd(nx, 1.0f, dt, &st), *dx0 = rnd(nx, 1.0f, dt, &st), *ds0 = rnd(ns, 1.0f, dt, &st);
-            float *dxr = copyf(dx0, nx), *dsr = copyf(ds0, ns);
+            float *g = hrand(nx, 1.0f, &st, dt), *dx0 = hrand(nx, 1.0f, &st, dt), *ds0 = hrand(ns, 1.0f, &st, dt);
+            float *dxr = hcopy(dx0, nx), *dsr = hcopy(ds0, ns);
             channel_scale_bwd(dxr, dsr, g, x, sc, B, HW, C);
             void *dg = gpu_put(g, nx, dt);
             float *gdx[2], *gds[2];
@@ -236,9 +207,9 @@ TEST(cuda_channel_scale) {
                 gdx[run] = gpu_get(ddx, nx, dt);
                 gds[run] = gpu_get(dds, ns, dt);
             }
-            snprintf(what, sizeof what, "channel_scale_bwd %s B=%d HW=%d C=%d dx", dtn(dt), B, HW, C);
+            snprintf(what, sizeof what, "channel_scale_bwd %s B=%d HW=%d C=%d dx", dtype_name(dt), B, HW, C);
             EXPECT_CLOSE(what, gdx[0], dxr, nx, 1e-7, rt_e);
-            snprintf(what, sizeof what, "channel_scale_bwd %s B=%d HW=%d C=%d dsc", dtn(dt), B, HW, C);
+            snprintf(what, sizeof what, "channel_scale_bwd %s B=%d HW=%d C=%d dsc", dtype_name(dt), B, HW, C);
             EXPECT_CLOSE(what, gds[0], dsr, ns, 2e-7 * HW + 1e-6, rt_s);
             EXPECT(memcmp(gds[0], gds[1], ns * sizeof(float)) == 0, "%s: second run differs", what);
             // dsc only
@@ -248,9 +219,7 @@ TEST(cuda_channel_scale) {
                 goto done;
             EXPECT(memcmp(gpu_get(dds, ns, dt), gds[0], ns * sizeof(float)) == 0, "%s: dsc-only run differs", what);
             gpu_free_all();
-            hfree_all();
         }
 done:
     gpu_free_all();
-    hfree_all();
 }

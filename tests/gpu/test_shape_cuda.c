@@ -26,41 +26,6 @@
 
 static const DType DTS[2] = {DT_F32, DT_BF16};
 
-#define MAX_H 64
-static float *g_h[MAX_H];
-static int g_nh;
-static float *hnew(size_t n) {
-    CHECK(g_nh < MAX_H);
-    return g_h[g_nh++] = calloc(n ? n : 1, sizeof(float));
-}
-static void hfree_all(void) {
-    for (int i = 0; i < g_nh; i++) free(g_h[i]);
-    g_nh = 0;
-    gpu_free_all();
-}
-static float *hrand(size_t n, float sd, uint64_t *st, DType dt) {
-    float *h = hnew(n);
-    test_fill_normal(h, n, sd, st);
-    round_through(h, n, dt);
-    return h;
-}
-static float *hcopy(const float *a, size_t n) {
-    float *h = hnew(n);
-    memcpy(h, a, n * sizeof(float));
-    return h;
-}
-// Device copy of h, `off` elements into its allocation (off = 1: not 16-byte aligned).
-static void *dput(const float *h, size_t n, DType dt, int off) {
-    float *t = hnew(n + off);
-    memcpy(t + off, h, n * sizeof(float));
-    return (char *)gpu_put(t, n + off, dt) + (size_t)off * dtype_size(dt);
-}
-// Exact comparison with the CPU result rounded once to dt.
-static void expect_rounded(const char *what, const void *d, float *want, size_t n, DType dt) {
-    round_through(want, n, dt);
-    EXPECT_CLOSE(what, gpu_get(d, n, dt), want, n, 0.0, 0.0);
-}
-
 // ---------------------------------------------------------------- upsample
 
 TEST(cuda_upsample2x) {
@@ -86,10 +51,10 @@ TEST(cuda_upsample2x) {
                 snprintf(w, sizeof w, "upsample bwd %s %dx%dx%dx%d off=%d", dtype_name(dt), B, H, W, C, off);
                 if (!gpu_ok(cuda_upsample2x_bwd(dt, dDX, dDY, B, H, W, C, dev_stream()), w)) goto out;
                 expect_rounded(w, dDX, dx, n, dt);
-                hfree_all();
+                gpu_free_all();
             }
 out:
-    hfree_all();
+    gpu_free_all();
 }
 
 // ---------------------------------------------------------------- concat
@@ -123,10 +88,10 @@ TEST(cuda_concat) {
                     goto out;
                 expect_rounded(w, dDA, da, na, dt);
                 expect_rounded(w, dDB, db, nb, dt);
-                hfree_all();
+                gpu_free_all();
             }
 out:
-    hfree_all();
+    gpu_free_all();
 }
 
 // ---------------------------------------------------------------- add
@@ -163,10 +128,10 @@ TEST(cuda_add) {
                 if (!gpu_ok(cuda_add_bwd(dt, NULL, dDB2, dDY, n, dev_stream()), w)) goto out;
                 add_bwd(NULL, dbn, dy, n);
                 expect_rounded("add bwd db only", dDB2, dbn, n, dt);
-                hfree_all();
+                gpu_free_all();
             }
 out:
-    hfree_all();
+    gpu_free_all();
 }
 
 // ---------------------------------------------------------------- embedding
@@ -206,9 +171,9 @@ TEST(cuda_embedding) {
             snprintf(w, sizeof w, "embedding bwd %s N=%d V=%d D=%d", dtype_name(dt), N, V, D);
             if (!gpu_ok(cuda_embedding_bwd(dt, dDT, dDY, dI, N, V, D, dev_stream()), w)) break;
             EXPECT_CLOSE(w, gpu_get(dDT, nt, DT_F32), dtab, nt, 0.0, 0.0);
-            hfree_all();
+            gpu_free_all();
         }
-    hfree_all();
+    gpu_free_all();
 }
 
 TEST(cuda_embedding_bad_id_gives_zero_row) {
@@ -224,7 +189,7 @@ TEST(cuda_embedding_bad_id_gives_zero_row) {
         EXPECT_CLOSE("y", gpu_get(dY, 6, DT_F32), want_y, 6, 0.0, 0.0);
         EXPECT_CLOSE("dtable", gpu_get(dDT, 6, DT_F32), want_dt, 6, 0.0, 0.0);
     }
-    hfree_all();
+    gpu_free_all();
 }
 
 // ---------------------------------------------------------------- timestep embedding
@@ -259,7 +224,7 @@ TEST(cuda_timestep_embedding) {
             if (!gpu_ok(cuda_timestep_embedding_bwd(dt, dDT, dDY, dT, B, dim, flip, shift, maxp, dev_stream()), w))
                 break;
             EXPECT_CLOSE(w, gpu_get(dDT, B, DT_F32), dtg, B, 1e-7, 1e-6);
-            hfree_all();
+            gpu_free_all();
         }
-    hfree_all();
+    gpu_free_all();
 }

@@ -35,12 +35,6 @@ typedef struct {
     size_t nout, nx, nehs, ngrad;
 } Result;
 
-static double max_abs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
 static double worst;
 
 static void expect_scaled(const char *what, const float *got, const float *want, size_t n, double tol) {
@@ -72,23 +66,6 @@ static void expect_l2(const char *what, const float *got, const float *want, siz
     expect_scaled(what, got, want, n, tol_max);
 }
 
-static void *put(const Backend *be, const float *h, size_t n, DType dt) {
-    void *d = be->alloc(n * dtype_size(dt)), *tmp = xmalloc(n * dtype_size(dt));
-    convert_dtype(tmp, dt, h, DT_F32, n);
-    CHECK(d && be->upload(d, tmp, n * dtype_size(dt)) == 0);
-    free(tmp);
-    return d;
-}
-
-static float *get(const Backend *be, const void *d, size_t n, DType dt) {
-    void *tmp = xmalloc(n * dtype_size(dt));
-    float *h = xmalloc(n * 4);
-    CHECK(be->download(tmp, d, n * dtype_size(dt)) == 0);
-    convert_dtype(h, DT_F32, tmp, dt, n);
-    free(tmp);
-    return h;
-}
-
 static int run(const Backend *be, DType dt, int round, const float *x, const float *t, const float *ehs,
                const float *dy, int B, int H, int Wd, int Nc, Result *r) {
     UNet *m = xcalloc(1, sizeof *m);
@@ -117,18 +94,18 @@ static int run(const Backend *be, DType dt, int round, const float *x, const flo
     c.train = 1;
     void *dx = be->alloc(r->nx * dtype_size(dt)), *dehs = be->alloc(r->nehs * dtype_size(dt));
     CHECK(be->memset(dx, 0, r->nx * dtype_size(dt)) == 0 && be->memset(dehs, 0, r->nehs * dtype_size(dt)) == 0);
-    void *xd = put(be, x, r->nx, dt), *ed = put(be, ehs, r->nehs, dt), *dyd = put(be, dy, r->nout, dt);
-    void *td = put(be, t, B, DT_F32);
+    void *xd = be_put(be, dt, x, r->nx), *ed = be_put(be, dt, ehs, r->nehs), *dyd = be_put(be, dt, dy, r->nout);
+    void *td = be_put(be, DT_F32, t, B);
     void *out = nn_push(&c, r->nout);
     UNetSaved *sv = xcalloc(1, sizeof *sv);
     rc = unet_f(&c, &W, m, out, xd, td, ed, B, H, Wd, Nc, sv);
     rc = rc ? rc : unet_b(&c, &W, m, dx, dehs, dyd, sv);
     if (rc == 0) {
         CHECK(be->sync() == 0);
-        r->out = get(be, out, r->nout, dt);
-        r->dx = get(be, dx, r->nx, dt);
-        r->dehs = get(be, dehs, r->nehs, dt);
-        r->grad = get(be, W.grad, r->ngrad, DT_F32);
+        r->out = be_get(be, dt, out, r->nout);
+        r->dx = be_get(be, dt, dx, r->nx);
+        r->dehs = be_get(be, dt, dehs, r->nehs);
+        r->grad = be_get(be, DT_F32, W.grad, r->ngrad);
     }
     free(sv);
     be->free(dx), be->free(dehs), be->free(xd), be->free(ed), be->free(dyd), be->free(td);

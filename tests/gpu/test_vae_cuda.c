@@ -34,30 +34,6 @@ typedef struct {
     size_t total;
 } Result;
 
-static double maxabs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fabs(x[i]) > m ? fabs(x[i]) : m;
-    return m;
-}
-
-static void *put(const Backend *be, DType dt, const float *hst, size_t n) {
-    void *d = be->alloc(n * dtype_size(dt));
-    void *tmp = xmalloc(n * dtype_size(dt));
-    convert_dtype(tmp, dt, hst, DT_F32, n);
-    CHECK(d && be->upload(d, tmp, n * dtype_size(dt)) == 0);
-    free(tmp);
-    return d;
-}
-
-static float *get(const Backend *be, DType dt, const void *d, size_t n) {
-    void *tmp = xmalloc(n * dtype_size(dt));
-    float *f = xmalloc(n * sizeof(float));
-    CHECK(be->sync() == 0 && be->download(tmp, d, n * dtype_size(dt)) == 0);
-    convert_dtype(f, DT_F32, tmp, dt, n);
-    free(tmp);
-    return f;
-}
-
 // Runs encoder fwd+bwd and decoder fwd+bwd on backend be in dtype dt with the
 // weights `wts` (host fp32, our layout). Returns 0 / -1.
 static int run(const Backend *be, DType dt, const float *wts, const float *x, const float *dm, const float *z,
@@ -74,7 +50,8 @@ static int run(const Backend *be, DType dt, const float *wts, const float *x, co
     CHECK(nn_ctx_init(&c, be, dt, 32 << 20, 32 << 20) == 0);
     c.stream = be->default_stream();
     c.train = 1;
-    void *dx_ = put(be, dt, x, nx), *ddm = put(be, dt, dm, nm), *dz_ = put(be, dt, z, nz), *ddi = put(be, dt, dimg, ni);
+    void *dx_ = be_put(be, dt, x, nx), *ddm = be_put(be, dt, dm, nm);
+    void *dz_ = be_put(be, dt, z, nz), *ddi = be_put(be, dt, dimg, ni);
     void *mom = be->alloc(nm * dtype_size(dt)), *img = be->alloc(ni * dtype_size(dt));
     void *gx = be->alloc(nx * dtype_size(dt)), *gz = be->alloc(nz * dtype_size(dt));
     CHECK(be->memset(gx, 0, nx * dtype_size(dt)) == 0 && be->memset(gz, 0, nz * dtype_size(dt)) == 0);
@@ -85,12 +62,12 @@ static int run(const Backend *be, DType dt, const float *wts, const float *x, co
     if (rc == 0) rc = vae_decoder_f(&c, &Wt, &m, img, dz_, B, h, w, &ds);
     if (rc == 0) rc = vae_decoder_b(&c, &Wt, &m, gz, ddi, &ds);
     if (rc == 0) {
-        r->mom = get(be, dt, mom, nm);
-        r->dx = get(be, dt, gx, nx);
-        r->img = get(be, dt, img, ni);
-        r->dz = get(be, dt, gz, nz);
+        r->mom = be_get(be, dt, mom, nm);
+        r->dx = be_get(be, dt, gx, nx);
+        r->img = be_get(be, dt, img, ni);
+        r->dz = be_get(be, dt, gz, nz);
         r->total = Wt.t.total;
-        r->grad = get(be, DT_F32, Wt.grad, Wt.t.total);
+        r->grad = be_get(be, DT_F32, Wt.grad, Wt.t.total);
     }
     void *all[] = {dx_, ddm, dz_, ddi, mom, img, gx, gz};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) be->free(all[i]);
@@ -101,7 +78,7 @@ static int run(const Backend *be, DType dt, const float *wts, const float *x, co
 }
 
 static void compare(const char *what, DType dt, const float *got, const float *want, size_t n) {
-    double m = maxabs(want, n), worst = 0, e2 = 0, w2 = 0;
+    double m = max_abs(want, n), worst = 0, e2 = 0, w2 = 0;
     for (size_t i = 0; i < n; i++) {
         double d = got[i] - want[i];
         worst = fmax(worst, fabs(d));
