@@ -37,8 +37,8 @@ fuzz_one() {
 # -max_len: the seeds are small; 4 KiB (8 KiB for whole torch files, the
 # largest seed is ~5 KiB) leaves room to grow without slowing the run.
 fuzz_one fuzz_safetensors tools/fuzz/seeds tools/fuzz/safetensors.dict 4096 \
-    tools/fuzz/fuzz_safetensors.c nn/safetensors.c kernels/common.c kernels/tensor.c
+    tools/fuzz/fuzz_safetensors.c nn/safetensors.c kernels/common.c kernels/tensor.c kernels/mapfile.c
 fuzz_one fuzz_torch tools/fuzz/seeds-torch tools/fuzz/torch.dict 8192 \
-    tools/fuzz/fuzz_torch.c nn/torch_zip.c nn/torch_pickle.c nn/safetensors.c kernels/common.c kernels/tensor.c
+    tools/fuzz/fuzz_torch.c nn/torch_zip.c nn/torch_pickle.c nn/safetensors.c kernels/common.c kernels/tensor.c kernels/mapfile.c
 fuzz_one fuzz_image tools/fuzz/seeds-image tools/fuzz/image.dict 8192 \
-    tools/fuzz/fuzz_image.c data/image.c kernels/common.c -lpng -ljpeg
+    tools/fuzz/fuzz_image.c data/image.c kernels/common.c kernels/mapfile.c -lpng -ljpeg
