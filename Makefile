@@ -91,10 +91,12 @@ $(B)/test_cuda_emu: $(CU_SRC) $(CU_HDR) $(GPU_TEST_SRC) tests/gpu/gpu_test.h tes
 $(B)/test_cuda_gpu: $(GPU_TEST_OBJ) $(B)/tests/main.o $(B)/tests/fixture.o $(B)/libarc2face_cuda.a $(B)/libarc2face.a
 	$(CC) $(CFLAGS) $^ $(CUDA_LIBS) $(LDLIBS) -o $@
 
-# The whole suite: deps, build (CUDA included when nvcc exists), run the CPU
-# tests and the CUDA kernels under the emulator (threads in shuffled order).
+# The whole suite: deps, build (CUDA included when nvcc exists), the fuzz
+# targets' smoke check (build + their seeds), then the CPU tests and the CUDA
+# kernels under the emulator (threads in shuffled order).
 test: deps
 	@$(MAKE) --no-print-directory all $(B)/test_arc2face $(B)/test_cuda_emu
+	@tools/fuzz/run.sh 0
 	@tests/run.sh $(B)/test_arc2face "env SIMT_SHUFFLE=1 $(B)/test_cuda_emu"
 
 # On a machine with a GPU: the kernel tests on the device, then under

@@ -10,6 +10,9 @@
 # seeds are copied into tools/fuzz/corpus-work/<target>/ (gitignored) and the
 # target runs there. Exits non-zero on a crash, leak or sanitizer report;
 # libFuzzer writes the crashing input as tools/fuzz/corpus-work/<target>-crash-*.
+# SECONDS = 0: builds every target and runs it once over its committed seeds
+# only (-runs=0; no mutation) -- the smoke check `make test` runs, so a
+# target that no longer builds, or a seed that now crashes, fails the suite.
 set -euo pipefail
 secs="${1:-60}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -18,6 +21,7 @@ CLANG="${CLANG:-$(command -v clang-14 || command -v clang)}"
 work=tools/fuzz/corpus-work
 mkdir -p "$work" build
 each=$(( secs / 3 > 0 ? secs / 3 : 1 ))
+[ "$secs" = 0 ] && each=0
 
 # fuzz_one TARGET SEEDS DICT MAX_LEN SOURCES...
 fuzz_one() {
@@ -28,6 +32,12 @@ fuzz_one() {
     "$CLANG" -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         "$@" -lcjson -lz -lm -o "$bin"
+    if [ "$each" = 0 ]; then  # smoke check: the seeds alone, quietly
+        "$bin" "$seeds" -runs=0 -max_len="$maxlen" >"$work/$name-smoke.log" 2>&1 ||
+            { cat "$work/$name-smoke.log"; echo "fuzz: $name failed on its seeds"; return 1; }
+        echo "fuzz: $name builds and passes its $(ls "$seeds" | wc -l) seeds"
+        return 0
+    fi
     cp -n "$seeds"/* "$corpus/" 2>/dev/null || true
     echo "fuzz: running $bin for ${each}s (corpus $corpus)"
     "$bin" "$corpus" -dict="$dict" -max_total_time="$each" -max_len="$maxlen" \
