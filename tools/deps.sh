@@ -6,14 +6,14 @@
 #   tools/deps.sh --download DIR   fetch the .debs of the build packages into DIR
 #                            (for an offline machine, e.g. the GPU box: copy DIR
 #                            there as .debs/ and this script unpacks them)
-# Packages the current build and `make test` need are required (libpng and
-# libjpeg-turbo for data/image.c; clang and its runtime for the fuzz targets'
-# smoke check); the others (HDF5, OpenMPI) are installed when a package
-# server is reachable and only warned about when it is not.
+# Packages the current build needs are required (libpng and libjpeg-turbo for
+# data/image.c among them); the others (clang + its runtime for the fuzz
+# targets, HDF5, OpenMPI) are installed when a package server is reachable and
+# only warned about when it is not (e.g. on an offline GPU machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-required=(gcc g++ make perl libc6-dev libcjson-dev libcjson1 zlib1g-dev libpng-dev libjpeg62-turbo-dev clang libclang-rt-14-dev)
-optional=(libhdf5-dev libopenmpi-dev openmpi-bin)
+required=(gcc g++ make perl libc6-dev libcjson-dev libcjson1 zlib1g-dev libpng-dev libjpeg62-turbo-dev)
+optional=(clang libclang-rt-14-dev libhdf5-dev libopenmpi-dev openmpi-bin)
 case "${1:-}" in
     --bench) required=(libopenblas-dev); optional=() ;;
     --download)
