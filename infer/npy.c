@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../kernels/common.h"
+#include "../kernels/mapfile.h"
 
 #define NPY_MAX_FILE (1ull << 32)
 
@@ -221,28 +221,10 @@ int npy_read_memory(const void *buf, size_t n, const char *name, float **data, N
 int npy_read(const char *path, float **data, NpyInfo *info) {
     *data = NULL;
     memset(info, 0, sizeof *info);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        a2f_set_error("%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || (unsigned long long)sb.st_size > NPY_MAX_FILE) {
-        a2f_set_error("%s: not a regular file of a sensible size", path);
-        fclose(f);
-        return -1;
-    }
-    size_t n = (size_t)sb.st_size;
-    uint8_t *buf = malloc(n + 1);
-    if (!buf || fread(buf, 1, n, f) != n) {
-        a2f_set_error("%s: cannot read %zu bytes", path, n);
-        free(buf);
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    int rc = npy_read_memory(buf, n, path, data, info);
-    free(buf);
+    MappedFile m;
+    if (read_file(&m, path, NPY_MAX_FILE, "a .npy embedding file") != 0) return -1;
+    int rc = npy_read_memory(m.data, m.len, path, data, info);
+    unmap_file(&m);
     return rc;
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../kernels/common.h"
+#include "../kernels/mapfile.h"
 #include "scheduler.h"
 
 void scheduler_config_sd15(SchedulerConfig *cfg) {
@@ -41,22 +42,6 @@ static void config_class_defaults(SchedulerConfig *cfg) {
     cfg->clip_sample = -1;
     cfg->clip_sample_range = 1.0;
     cfg->timestep_spacing = SPACING_DEFAULT;
-}
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *s = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n >= 0 && n <= (1 << 20) && fseek(f, 0, SEEK_SET) == 0) {
-            s = xmalloc((size_t)n + 1);
-            *len = fread(s, 1, (size_t)n, f);
-            s[*len] = 0;
-        }
-    }
-    fclose(f);
-    return s;
 }
 
 // Replaces the bare token -Infinity (outside strings) by "null     ".
@@ -117,14 +102,13 @@ static const MustDefault k_must_default[] = {
     } while (0)
 
 int scheduler_config_load(SchedulerConfig *out, const char *path) {
-    size_t len = 0;
-    char *text = slurp(path, &len);
+    char *text = read_small_text(path, "scheduler config");
     if (!text) {
         a2f_set_error("%s: cannot read scheduler config", path);
         return -1;
     }
     patch_neg_infinity(text);
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    cJSON *root = cJSON_Parse(text);
     free(text);
     SchedulerConfig cfg;
     config_class_defaults(&cfg);

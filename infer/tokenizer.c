@@ -14,7 +14,6 @@
 #include "tokenizer.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include <unistd.h>
 
 #include "../kernels/common.h"
+#include "../kernels/mapfile.h"
 #include "unicode_tables.h"
 
 #define MAX_FILE_BYTES (256L << 20)  // far above the 0.9 MB vocab.json / 0.5 MB merges.txt of SD1.5
@@ -337,33 +337,13 @@ static const MergeSlot *merge_find(const ClipTokenizer *t, int32_t a, int32_t b)
 // ---------------------------------------------------------------------------------------
 // Loading
 
-// Reads a whole file into a NUL-terminated buffer. NULL + error naming the file.
+// Reads a whole file into a malloc'd, NUL-terminated buffer (freed with
+// free()). NULL + error naming the file.
 static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        a2f_set_error("%s: cannot open (%s)", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        a2f_set_error("%s: cannot read (not a regular file?)", path);
-    } else if (n > MAX_FILE_BYTES) {
-        a2f_set_error("%s: %ld bytes, larger than the %ld-byte limit for a tokenizer file", path, n, MAX_FILE_BYTES);
-    } else {
-        buf = xmalloc((size_t)n + 1);
-        if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-            a2f_set_error("%s: read error", path);
-            free(buf);
-            buf = NULL;
-        } else {
-            buf[n] = 0;
-            *len = (size_t)n;
-        }
-    }
-    fclose(f);
-    return buf;
+    MappedFile m;
+    if (read_file(&m, path, MAX_FILE_BYTES, "a tokenizer file") != 0) return NULL;
+    *len = m.len;
+    return (char *)m.data;
 }
 
 static ClipTokenizer *fail(ClipTokenizer *t) {

@@ -20,6 +20,8 @@ int map_file(MappedFile *m, const char *path);
 // "PATH: file too large for WHAT (N bytes)" before anything is read; read
 // problems give "PATH: out of memory reading N bytes" or "PATH: read error:
 // ERR". Open/stat errors as map_file. Returns 0 or -1 (m zeroed).
+// The buffer is always malloc'd: a caller may take it over ((char *)m->data)
+// and release it with free() instead of unmap_file.
 int read_file(MappedFile *m, const char *path, size_t max_len, const char *what);
 // Releases either kind (munmap or free); m is zeroed. Safe on a zeroed m.
 void unmap_file(MappedFile *m);

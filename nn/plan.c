@@ -35,34 +35,18 @@
 #include <string.h>
 
 #include "../kernels/common.h"
+#include "../kernels/mapfile.h"
 #include "clip.h"
 #include "iresnet.h"
 #include "mlp_encoder.h"
 #include "unet.h"
 #include "vae.h"
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0 || n > (1 << 24)) {
-        fclose(f);
-        return NULL;
-    }
-    char *s = xmalloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
-
 int plan_config_read(PlanConfig *p, const char *path) {
     memset(p, 0, sizeof *p);
     p->resolution = 512, p->batch = 1, p->text_tokens = 77, p->compute = DT_BF16, p->master_f32 = 1, p->zero1 = 1;
     p->gpu_gb = 80;
-    char *s = slurp(path);
+    char *s = read_small_text(path, "plan config");
     if (!s) {
         a2f_set_error("%s: cannot read", path);
         return -1;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../kernels/common.h"
+#include "../kernels/mapfile.h"
 #include "unet.h"
 
 void unet_config_sd15(UNetConfig *c) {
@@ -223,23 +224,8 @@ int unet_config_parse(UNetConfig *cfg, const char *json, const char *name) {
 }
 
 int unet_config_load(UNetConfig *cfg, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        a2f_set_error("%s: cannot open", path);
-        return -1;
-    }
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (len < 0 || len > (1 << 24)) {
-        fclose(f);
-        a2f_set_error("%s: not a config file (size %ld)", path, len);
-        return -1;
-    }
-    char *buf = xmalloc((size_t)len + 1);
-    size_t got = fread(buf, 1, (size_t)len, f);
-    fclose(f);
-    buf[got] = 0;
+    char *buf = read_small_text(path, "UNet config");
+    if (!buf) return -1;
     int rc = unet_config_parse(cfg, buf, path);
     free(buf);
     return rc;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../kernels/common.h"
+#include "../kernels/mapfile.h"
 
 // ------------------------------------------------------------------ config
 
@@ -163,27 +164,9 @@ static int config_parse(VaeConfig *c, const cJSON *root, const char *path) {
 }
 
 int vae_config_load(VaeConfig *cfg, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        a2f_set_error("%s: cannot open", path);
-        return -1;
-    }
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n <= (1 << 20) && fseek(f, 0, SEEK_SET) == 0) {
-        buf = xmalloc((size_t)n + 1);
-        if (fread(buf, 1, (size_t)n, f) != (size_t)n) n = -1;
-        else buf[n] = 0;
-    } else {
-        n = -1;
-    }
-    fclose(f);
-    if (n < 0) {
-        free(buf);
-        a2f_set_error("%s: cannot read (or larger than 1 MiB)", path);
-        return -1;
-    }
-    cJSON *root = cJSON_ParseWithLength(buf, (size_t)n);
+    char *buf = read_small_text(path, "VAE config");
+    if (!buf) return -1;
+    cJSON *root = cJSON_Parse(buf);
     free(buf);
     if (!root) {
         a2f_set_error("%s: not valid JSON", path);
