@@ -286,42 +286,18 @@ TEST(sched_step_errors) {
 
 // ---------------------------------------------------------------- CLI
 
-static const char *bin(void) {
-    const char *b = getenv("A2F_BIN");
-    return b && *b ? b : "build/arc2face";
-}
-
-// Runs `bin ARGS 2>ERRFILE`, returns stdout (malloc'd) and the exit status.
+// Runs the CLI (tests/test.h test_run); returns stdout (malloc'd), the exit
+// status in *rc and stderr in err.
 static char *run_cli(const char *args, int *rc, char *err, size_t errsz) {
-    char ef[64], cmd[512];
-    snprintf(ef, sizeof ef, "/tmp/a2f_sched_err_%d", (int)getpid());
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>%s", bin(), args, ef);
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, len = 0;
-    char *out = xmalloc(cap);
-    if (p) {
-        size_t got;
-        while ((got = fread(out + len, 1, cap - 1 - len, p)) > 0) len += got;
-    }
-    out[len] = 0;
-    int st = p ? pclose(p) : -1;
-    *rc = st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    err[0] = 0;
-    FILE *e = fopen(ef, "r");
-    if (e) {
-        size_t n = fread(err, 1, errsz - 1, e);
-        err[n] = 0;
-        fclose(e);
-    }
-    unlink(ef);
+    char *out, *e;
+    *rc = test_run(NULL, args, &out, &e);
+    snprintf(err, errsz, "%s", e);
+    free(e);
     return out;
 }
 
 TEST(sched_cli_matches_diffusers) {
-    if (access(bin(), X_OK) != 0) {
-        test_fail(__FILE__, __LINE__, "%s not found: run `make` first (or set A2F_BIN)", bin());
-        return;
-    }
+    if (!TEST_HAVE_BIN()) return;
     Fixture *f = fx_open("scheduler/sched.safetensors");
     if (!f) return;
     for (int k = 0; k < 3; k++) {

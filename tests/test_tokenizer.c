@@ -282,26 +282,6 @@ out:
 
 // ---- the CLI verb ----------------------------------------------------------------------
 
-// Runs `$A2F_BIN (or build/arc2face) ARGS` (ARGS shell-quoted); returns the exit status
-// and the captured stdout / stderr (caller frees).
-static int run_cli(const char *args, char **out, char **err) {
-    const char *bin = getenv("A2F_BIN");
-    if (!bin || !*bin) bin = "build/arc2face";
-    char o[64], e[64], cmd[1024];
-    snprintf(o, sizeof o, "/tmp/a2f_tok_out_%d", (int)getpid());
-    snprintf(e, sizeof e, "/tmp/a2f_tok_err_%d", (int)getpid());
-    snprintf(cmd, sizeof cmd, "'%s' %s >%s 2>%s", bin, args, o, e);
-    int st = system(cmd);
-    size_t n;
-    *out = slurp(o, &n);
-    *err = slurp(e, &n);
-    unlink(o);
-    unlink(e);
-    if (!*out) *out = calloc(1, 1);
-    if (!*err) *err = calloc(1, 1);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int count_lines(const char *s) {
     int n = 0;
     for (; *s; s++) n += *s == '\n';
@@ -315,7 +295,7 @@ TEST(tokenizer_cli) {
         return;
     }
     char *out, *err;
-    int rc = run_cli("tokenize 'photo of a id person'", &out, &err);
+    int rc = test_run(NULL, "tokenize 'photo of a id person'", &out, &err);
     char want[1024];
     int o = snprintf(want, sizeof want, "49406 1125 539 320 1014 2533 49407");
     for (int i = 7; i < 77; i++) o += snprintf(want + o, sizeof want - (size_t)o, " 49407");
@@ -324,25 +304,25 @@ TEST(tokenizer_cli) {
     free(out), free(err);
 
     // ids from transformers: tok("it's 2 CATS", padding="max_length", max_length=8, truncation=True)
-    rc = run_cli("tokenize \"it's 2 CATS\" --max-len 8 --tokenizer assets/tokenizer --tokens", &out, &err);
+    rc = test_run(NULL, "tokenize \"it's 2 CATS\" --max-len 8 --tokenizer assets/tokenizer --tokens", &out, &err);
     EXPECT(rc == 0 && !strncmp(out, "49406 585 568 273 3989 49407 49407 49407\n", 41) && count_lines(out) == 7,
            "tokenize --max-len 8 --tokens: rc %d, stdout \"%s\"", rc, out);
     free(out), free(err);
 
-    rc = run_cli("tokenize \"$(printf 'bad \\377 text')\"", &out, &err);
+    rc = test_run(NULL, "tokenize \"$(printf 'bad \\377 text')\"", &out, &err);
     EXPECT(rc == 1 && !*out && count_lines(err) == 1 && strstr(err, "arc2face: error:") && strstr(err, "UTF-8"),
            "invalid UTF-8: rc %d, stdout \"%s\", stderr \"%s\"", rc, out, err);
     free(out), free(err);
 
-    rc = run_cli("tokenize x --vocab /nonexistent/v.json --merges assets/tokenizer/merges.txt", &out, &err);
+    rc = test_run(NULL, "tokenize x --vocab /nonexistent/v.json --merges assets/tokenizer/merges.txt", &out, &err);
     EXPECT(rc == 1 && !*out && count_lines(err) == 1 && strstr(err, "/nonexistent/v.json"),
            "missing vocab: rc %d, stderr \"%s\"", rc, err);
     free(out), free(err);
 
-    rc = run_cli("tokenize x --vocab assets/tokenizer/vocab.json", &out, &err);
+    rc = test_run(NULL, "tokenize x --vocab assets/tokenizer/vocab.json", &out, &err);
     EXPECT(rc == 2 && count_lines(err) == 1, "--vocab without --merges: rc %d, stderr \"%s\"", rc, err);
     free(out), free(err);
-    rc = run_cli("tokenize", &out, &err);
+    rc = test_run(NULL, "tokenize", &out, &err);
     EXPECT(rc == 2 && count_lines(err) == 1, "no TEXT: rc %d, stderr \"%s\"", rc, err);
     free(out), free(err);
 }
