@@ -26,11 +26,13 @@ CUDA_LIBS := -L$(CUDA_HOME)/lib64 -lcudart -lcublasLt -lcublas -lstdc++
 # cuDNN (the "cudnn" path of kernels/cuda/conv2d.cu): cudnn.h in the CUDA include dir, else the pip
 # nvidia-cudnn package; without it the path is compiled out.
 ifneq ($(wildcard $(CUDA_HOME)/include/cudnn.h),)
+HAVE_CUDNN := 1
 NVCCFLAGS += -DA2F_HAVE_CUDNN
 CUDA_LIBS += -lcudnn
 else ifneq ($(NVCC),)
 CUDNN_PIP := $(shell python3 -c 'import nvidia.cudnn as m; print(m.__path__[0])' 2>/dev/null)
 ifneq ($(and $(CUDNN_PIP),$(wildcard $(CUDNN_PIP)/include/cudnn.h)),)
+HAVE_CUDNN := 1
 NVCCFLAGS += -DA2F_HAVE_CUDNN -I$(CUDNN_PIP)/include
 CUDA_LIBS += -L$(CUDNN_PIP)/lib -l:libcudnn.so.9 -Wl,-rpath,$(CUDNN_PIP)/lib
 endif
@@ -91,13 +93,22 @@ $(B)/test_cuda_emu: $(CU_SRC) $(CU_HDR) $(GPU_TEST_SRC) tests/gpu/gpu_test.h tes
 $(B)/test_cuda_gpu: $(GPU_TEST_OBJ) $(B)/tests/main.o $(B)/tests/fixture.o $(B)/libarc2face_cuda.a $(B)/libarc2face.a
 	$(CC) $(CFLAGS) $^ $(CUDA_LIBS) $(LDLIBS) -o $@
 
+# cuDNN checks our attention graphs without a GPU (tests/cudnn/): built when nvcc
+# and cuDNN are both present.
+$(B)/test_cudnn_offline: $(B)/tests/cudnn/test_cudnn_offline.o $(B)/tests/main.o $(B)/libarc2face_cuda.a \
+		$(B)/libarc2face.a
+	$(CC) $(CFLAGS) $^ $(CUDA_LIBS) $(LDLIBS) -o $@
+CUDNN_OFFLINE := $(if $(HAVE_CUDNN),$(B)/test_cudnn_offline)
+
 # The whole suite: deps, build (CUDA included when nvcc exists), the fuzz
-# targets' smoke check (build + their seeds), then the CPU tests and the CUDA
-# kernels under the emulator (threads in shuffled order).
+# targets' smoke check (build + their seeds), then the CPU tests, the CUDA
+# kernels under the emulator (threads in shuffled order) and, with cuDNN,
+# cuDNN's offline check of the attention graphs.
 test: deps
-	@$(MAKE) --no-print-directory all $(B)/test_arc2face $(B)/test_cuda_emu
+	@$(MAKE) --no-print-directory all $(B)/test_arc2face $(B)/test_cuda_emu $(CUDNN_OFFLINE)
 	@tools/fuzz/run.sh 0
-	@tests/run.sh $(B)/test_arc2face "env SIMT_SHUFFLE=1 $(B)/test_cuda_emu"
+	@tests/run.sh $(B)/test_arc2face "env SIMT_SHUFFLE=1 $(B)/test_cuda_emu" \
+		$(if $(CUDNN_OFFLINE),"tests/cudnn/run_offline.sh $(CUDNN_OFFLINE)")
 
 # On a machine with a GPU: the kernel tests on the device, then under
 # compute-sanitizer memcheck and racecheck where the tool exists.
@@ -165,4 +176,4 @@ fuzz: deps
 clean:
 	rm -rf $(B)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(GPU_TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(GPU_TEST_OBJ:.o=.d) $(B)/tests/cudnn/test_cudnn_offline.d

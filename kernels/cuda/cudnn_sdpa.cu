@@ -1,0 +1,654 @@
+// cudnn_sdpa.cu: cuDNN's fused attention through the backend graph API (plain C
+// calls, no frontend library). See cudnn_sdpa.h for the contract.
+//
+// The graphs are the ones cuDNN's fused flash-attention engines match (the
+// decomposition cudnn-frontend lowers its SDPA nodes to for cuDNN 8.9 - 9.x):
+//
+// forward   S = Q K^T (KT is K's view with the last two axes swapped)   [B,H,Nq,Nk] f32
+//           S = S * scale  ->  causal: S = select(row >= col, S, -inf)
+//           M = max_j S,  E = exp(S - M),  Z = sum_j E,  Stats = M + log Z    [B,H,Nq,1]
+//           O = (E / Z) V
+// backward  Dsum = sum_d (dO * O) * 1                                   [B,H,Nq,1] f32 (workspace)
+//           P = exp(Q K^T * scale - Stats) (causal: -inf where col > row)
+//           dV = P^T dO,  dP = dO V^T,  dS = P * (dP - Dsum) * scale
+//           dK = dS^T Q,  dQ = dS K   (non-deterministic variant: dQ through an f32
+//                                      accumulator in the workspace, then identity)
+// Every intermediate is a virtual f32 tensor except the transposed P and dS fed to
+// the dV / dK matmuls (bf16, as the engines expect). Scalars (scale, -inf, 1) are
+// by-value tensors.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.cuh"
+#include "cudnn_sdpa.h"
+#include "device.h"
+
+// ---------------------------------------------------------------- view add
+namespace {
+template <typename T>
+__global__ void view_add_kernel(T *dst, long dsb, long dstr, const T *src, int B, int N, int C) {
+    const size_t n = (size_t)B * N * C;
+    GRID_STRIDE(i, n) {
+        const int c = (int)(i % C);
+        const size_t r = i / C;
+        const int t = (int)(r % N), b = (int)(r / N);
+        T *d = dst + (size_t)b * dsb + (size_t)t * dstr + c;
+        *d = from_f32<T>(to_f32(*d) + to_f32(src[i]));
+    }
+}
+}  // namespace
+
+extern "C" int cuda_view_add(DType dt, void *dst, long dsb, long dstr, const void *src, int B, int N, int C,
+                             cudaStream_t st) {
+    if (B <= 0 || N <= 0 || C <= 0) return 0;
+    DISPATCH_T(dt, {
+        const size_t n = (size_t)B * N * C;
+        view_add_kernel<T><<<grid_for(n, 256), 256, 0, st>>>((T *)dst, dsb, dstr, (const T *)src, B, N, C);
+    });
+    return (int)cudaGetLastError();
+}
+
+#ifndef A2F_HAVE_CUDNN
+// ---------------------------------------------------------------- built without cuDNN
+extern "C" int cuda_cudnn_sdpa_built(void) { return 0; }
+extern "C" int cuda_cudnn_sdpa_available(DType dt, const AttnShape *s, int bwd, const void *const *ptrs, int nptrs,
+                                         const char **why) {
+    if (why) *why = "this build has no cuDNN (A2F_HAVE_CUDNN unset)";
+    return 0;
+}
+extern "C" int cuda_cudnn_sdpa_fwd(DType dt, void *o, float *lse, const void *q, const void *k, const void *v,
+                                   const AttnShape *s, cudaStream_t st) {
+    return (int)cudaErrorNotSupported;
+}
+extern "C" int cuda_cudnn_sdpa_bwd(DType dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
+                                   const void *k, const void *v, const void *o, const float *lse, const AttnShape *s,
+                                   cudaStream_t st) {
+    return (int)cudaErrorNotSupported;
+}
+extern "C" int cuda_cudnn_sdpa_check_offline(const AttnShape *s, int bwd, int deterministic, int arch, char *why,
+                                             size_t nwhy) {
+    snprintf(why, nwhy, "this build has no cuDNN");
+    return 1;
+}
+#else
+#include <cudnn.h>
+
+// ---------------------------------------------------------------- graph builder
+// Unique ids of the tensors the caller binds (variant pack); virtual ones count from 100.
+enum { U_Q = 1, U_K, U_V, U_O, U_STATS, U_SCALE, U_NEG_INF, U_DO, U_DQ, U_DK, U_DV, U_ONE, U_DSUM, U_DQACC };
+
+#define G_MAX_DESC 160
+#define G_MAX_OPS 48
+typedef struct {
+    cudnnBackendDescriptor_t all[G_MAX_DESC];  // everything created here, destroyed by g_free
+    int nall;
+    cudnnBackendDescriptor_t ops[G_MAX_OPS];  // the operations, in order
+    int nops;
+    int64_t next_uid;
+    char err[320];  // first failure, one line
+} Graph;
+
+static int g_failed(const Graph *g) { return g->err[0] != 0; }
+
+// Records the first failure: what was done, cuDNN's status and its last error message.
+static int g_check(Graph *g, cudnnStatus_t st, const char *what) {
+    if (st == CUDNN_STATUS_SUCCESS) return 1;
+    if (!g->err[0]) {
+        char m[200] = "";
+        cudnnGetLastErrorString(m, sizeof m);
+        for (char *p = m; *p; p++)
+            if (*p == '\n') *p = ' ';
+        snprintf(g->err, sizeof g->err, "%s: %s%s%s", what, cudnnGetErrorString(st), m[0] ? ": " : "", m);
+    }
+    return 0;
+}
+
+static cudnnBackendDescriptor_t g_new(Graph *g, cudnnBackendDescriptorType_t type, const char *what) {
+    if (g_failed(g)) return NULL;
+    if (g->nall == G_MAX_DESC) {
+        snprintf(g->err, sizeof g->err, "%s: graph too large", what);
+        return NULL;
+    }
+    cudnnBackendDescriptor_t d = NULL;
+    if (!g_check(g, cudnnBackendCreateDescriptor(type, &d), what)) return NULL;
+    g->all[g->nall++] = d;
+    return d;
+}
+
+static void g_set(Graph *g, cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t name,
+                  cudnnBackendAttributeType_t type, int64_t n, const void *v, const char *what) {
+    if (!g_failed(g) && d) g_check(g, cudnnBackendSetAttribute(d, name, type, n, v), what);
+}
+
+static void g_final(Graph *g, cudnnBackendDescriptor_t d, const char *what) {
+    if (!g_failed(g) && d) g_check(g, cudnnBackendFinalize(d), what);
+}
+
+static void g_free(Graph *g) {
+    for (int i = g->nall - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(g->all[i]);
+    g->nall = g->nops = 0;
+}
+
+// A 4-d tensor: uid > 0 binds a caller buffer, uid 0 makes a virtual one.
+static cudnnBackendDescriptor_t g_tensor(Graph *g, cudnnDataType_t dt, const int64_t dim[4], const int64_t str[4],
+                                         int64_t uid, const char *what) {
+    cudnnBackendDescriptor_t t = g_new(g, CUDNN_BACKEND_TENSOR_DESCRIPTOR, what);
+    const bool virt = uid == 0;
+    const int64_t id = virt ? g->next_uid++ : uid, align = 16;
+    g_set(g, t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt, what);
+    g_set(g, t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dim, what);
+    g_set(g, t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, str, what);
+    g_set(g, t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &id, what);
+    g_set(g, t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align, what);
+    g_set(g, t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt, what);
+    g_final(g, t, what);
+    return t;
+}
+
+// A float scalar passed by value (the variant pack points at host memory).
+static cudnnBackendDescriptor_t g_scalar(Graph *g, int64_t uid, const char *what) {
+    cudnnBackendDescriptor_t t = g_new(g, CUDNN_BACKEND_TENSOR_DESCRIPTOR, what);
+    const int64_t one[4] = {1, 1, 1, 1}, align = 16;
+    const cudnnDataType_t dt = CUDNN_DATA_FLOAT;
+    const bool by_value = true;
+    g_set(g, t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt, what);
+    g_set(g, t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, one, what);
+    g_set(g, t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, one, what);
+    g_set(g, t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid, what);
+    g_set(g, t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align, what);
+    g_set(g, t, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value, what);
+    g_final(g, t, what);
+    return t;
+}
+
+static void g_op(Graph *g, cudnnBackendDescriptor_t op, const char *what) {
+    g_final(g, op, what);
+    if (g_failed(g)) return;
+    if (g->nops == G_MAX_OPS) {
+        snprintf(g->err, sizeof g->err, "%s: too many operations", what);
+        return;
+    }
+    g->ops[g->nops++] = op;
+}
+
+// y = mode(x [, b [, t]]) elementwise with broadcasting; axis >= 0 for GEN_INDEX.
+static void g_pw(Graph *g, cudnnPointwiseMode_t mode, cudnnDataType_t math, cudnnBackendDescriptor_t x,
+                 cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t t, cudnnBackendDescriptor_t y, int64_t axis,
+                 const char *what) {
+    cudnnBackendDescriptor_t pw = g_new(g, CUDNN_BACKEND_POINTWISE_DESCRIPTOR, what);
+    g_set(g, pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode, what);
+    g_set(g, pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &math, what);
+    if (axis >= 0) g_set(g, pw, CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, 1, &axis, what);
+    g_final(g, pw, what);
+    cudnnBackendDescriptor_t op = g_new(g, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, what);
+    if (b) g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b, what);
+    if (t) g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, what);
+    g_op(g, op, what);
+}
+
+// y = reduce(x) over the axes where y has extent 1 (f32 arithmetic).
+static void g_reduce(Graph *g, cudnnReduceTensorOp_t mode, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y,
+                     const char *what) {
+    const cudnnDataType_t f32 = CUDNN_DATA_FLOAT;
+    cudnnBackendDescriptor_t r = g_new(g, CUDNN_BACKEND_REDUCTION_DESCRIPTOR, what);
+    g_set(g, r, CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &mode, what);
+    g_set(g, r, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &f32, what);
+    g_final(g, r, what);
+    cudnnBackendDescriptor_t op = g_new(g, CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &r, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, what);
+    g_op(g, op, what);
+}
+
+// c [.., M, N] = a [.., M, K] @ b [.., K, N], f32 accumulation.
+static void g_matmul(Graph *g, cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t c,
+                     const char *what) {
+    const cudnnDataType_t f32 = CUDNN_DATA_FLOAT;
+    cudnnBackendDescriptor_t m = g_new(g, CUDNN_BACKEND_MATMUL_DESCRIPTOR, what);
+    g_set(g, m, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &f32, what);
+    g_final(g, m, what);
+    cudnnBackendDescriptor_t op = g_new(g, CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_MATMUL_ADESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &a, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_MATMUL_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &m, what);
+    g_op(g, op, what);
+}
+
+// y = x seen through other dimensions / strides (the transposes of P and dS).
+static void g_reshape(Graph *g, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y, const char *what) {
+    cudnnBackendDescriptor_t op = g_new(g, CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, what);
+    g_op(g, op, what);
+}
+
+// ---------------------------------------------------------------- the two graphs
+typedef struct {  // the shapes every graph needs
+    int64_t b, h, sq, sk, d;
+    int64_t q_dim[4], q_str[4], kt_dim[4], kt_str[4], v_dim[4], v_str[4], vt_dim[4], vt_str[4], o_dim[4], o_str[4];
+    int64_t s_dim[4], s_str[4], r_dim[4], r_str[4], pt_dim[4], pt_str[4];
+} Dims;
+
+static void make_dims(Dims *m, const AttnShape *s) {
+    const int64_t b = s->B, h = s->H, sq = s->Nq, sk = s->Nk, d = s->D;
+    m->b = b, m->h = h, m->sq = sq, m->sk = sk, m->d = d;
+    // element (b, h, i, d) of q sits at b*q_sb + i*q_st + h*D + d: [B,H,Nq,D] with strides {q_sb, D, q_st, 1}
+    const int64_t qd[4] = {b, h, sq, d}, qs[4] = {s->q_sb, d, s->q_st, 1};
+    const int64_t ktd[4] = {b, h, d, sk}, kts[4] = {s->k_sb, d, 1, s->k_st};
+    const int64_t vd[4] = {b, h, sk, d}, vs[4] = {s->v_sb, d, s->v_st, 1};
+    const int64_t vtd[4] = {b, h, d, sk}, vts[4] = {s->v_sb, d, 1, s->v_st};
+    const int64_t od[4] = {b, h, sq, d}, os[4] = {s->o_sb, d, s->o_st, 1};
+    const int64_t sd[4] = {b, h, sq, sk}, ss[4] = {h * sq * sk, sq * sk, sk, 1};
+    const int64_t rd[4] = {b, h, sq, 1}, rs[4] = {h * sq, sq, 1, 1};
+    const int64_t ptd[4] = {b, h, sk, sq}, pts[4] = {h * sq * sk, sq * sk, 1, sk};
+    memcpy(m->q_dim, qd, sizeof qd), memcpy(m->q_str, qs, sizeof qs);
+    memcpy(m->kt_dim, ktd, sizeof ktd), memcpy(m->kt_str, kts, sizeof kts);
+    memcpy(m->v_dim, vd, sizeof vd), memcpy(m->v_str, vs, sizeof vs);
+    memcpy(m->vt_dim, vtd, sizeof vtd), memcpy(m->vt_str, vts, sizeof vts);
+    memcpy(m->o_dim, od, sizeof od), memcpy(m->o_str, os, sizeof os);
+    memcpy(m->s_dim, sd, sizeof sd), memcpy(m->s_str, ss, sizeof ss);
+    memcpy(m->r_dim, rd, sizeof rd), memcpy(m->r_str, rs, sizeof rs);
+    memcpy(m->pt_dim, ptd, sizeof ptd), memcpy(m->pt_str, pts, sizeof pts);
+}
+
+static const cudnnDataType_t F32 = CUDNN_DATA_FLOAT, BF16 = CUDNN_DATA_BFLOAT16;
+
+// S -> select(row >= col, S, -inf): keys after the query are masked (top-left diagonal).
+static cudnnBackendDescriptor_t g_causal(Graph *g, const Dims *m, cudnnBackendDescriptor_t s,
+                                         cudnnBackendDescriptor_t neg_inf) {
+    cudnnBackendDescriptor_t row = g_tensor(g, CUDNN_DATA_INT32, m->s_dim, m->s_str, 0, "causal row index");
+    cudnnBackendDescriptor_t col = g_tensor(g, CUDNN_DATA_INT32, m->s_dim, m->s_str, 0, "causal column index");
+    cudnnBackendDescriptor_t keep = g_tensor(g, CUDNN_DATA_BOOLEAN, m->s_dim, m->s_str, 0, "causal mask");
+    cudnnBackendDescriptor_t y = g_tensor(g, F32, m->s_dim, m->s_str, 0, "masked scores");
+    g_pw(g, CUDNN_POINTWISE_GEN_INDEX, F32, s, NULL, NULL, row, 2, "gen row index");
+    g_pw(g, CUDNN_POINTWISE_GEN_INDEX, F32, s, NULL, NULL, col, 3, "gen column index");
+    g_pw(g, CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, row, col, NULL, keep, -1, "row >= col");
+    g_pw(g, CUDNN_POINTWISE_BINARY_SELECT, F32, s, neg_inf, keep, y, -1, "causal select");
+    return y;
+}
+
+static void build_fwd(Graph *g, const AttnShape *s) {
+    Dims m;
+    make_dims(&m, s);
+    cudnnBackendDescriptor_t q = g_tensor(g, BF16, m.q_dim, m.q_str, U_Q, "Q");
+    cudnnBackendDescriptor_t kt = g_tensor(g, BF16, m.kt_dim, m.kt_str, U_K, "K^T");
+    cudnnBackendDescriptor_t v = g_tensor(g, BF16, m.v_dim, m.v_str, U_V, "V");
+    cudnnBackendDescriptor_t o = g_tensor(g, BF16, m.o_dim, m.o_str, U_O, "O");
+    cudnnBackendDescriptor_t stats = g_tensor(g, F32, m.r_dim, m.r_str, U_STATS, "Stats");
+    cudnnBackendDescriptor_t scale = g_scalar(g, U_SCALE, "scale");
+
+    cudnnBackendDescriptor_t s0 = g_tensor(g, F32, m.s_dim, m.s_str, 0, "S");
+    g_matmul(g, q, kt, s0, "matmul Q K^T");
+    cudnnBackendDescriptor_t s1 = g_tensor(g, F32, m.s_dim, m.s_str, 0, "S scaled");
+    g_pw(g, CUDNN_POINTWISE_MUL, F32, s0, scale, NULL, s1, -1, "S * scale");
+    if (s->causal) s1 = g_causal(g, &m, s1, g_scalar(g, U_NEG_INF, "-inf"));
+
+    cudnnBackendDescriptor_t mx = g_tensor(g, F32, m.r_dim, m.r_str, 0, "row max");
+    g_reduce(g, CUDNN_REDUCE_TENSOR_MAX, s1, mx, "max over keys");
+    cudnnBackendDescriptor_t sub = g_tensor(g, F32, m.s_dim, m.s_str, 0, "S - max");
+    g_pw(g, CUDNN_POINTWISE_SUB, F32, s1, mx, NULL, sub, -1, "S - max");
+    cudnnBackendDescriptor_t e = g_tensor(g, F32, m.s_dim, m.s_str, 0, "exp");
+    g_pw(g, CUDNN_POINTWISE_EXP, F32, sub, NULL, NULL, e, -1, "exp");
+    cudnnBackendDescriptor_t z = g_tensor(g, F32, m.r_dim, m.r_str, 0, "row sum");
+    g_reduce(g, CUDNN_REDUCE_TENSOR_ADD, e, z, "sum over keys");
+    cudnnBackendDescriptor_t lz = g_tensor(g, F32, m.r_dim, m.r_str, 0, "log sum");
+    g_pw(g, CUDNN_POINTWISE_LOG, F32, z, NULL, NULL, lz, -1, "log");
+    g_pw(g, CUDNN_POINTWISE_ADD, F32, mx, lz, NULL, stats, -1, "Stats = max + log sum");
+    cudnnBackendDescriptor_t p = g_tensor(g, BF16, m.s_dim, m.s_str, 0, "P");  // the P V matmul takes bf16 x bf16
+    g_pw(g, CUDNN_POINTWISE_DIV, F32, e, z, NULL, p, -1, "P = exp / sum");
+    g_matmul(g, p, v, o, "matmul P V");
+}
+
+static void build_bwd(Graph *g, const AttnShape *s, int deterministic) {
+    Dims m;
+    make_dims(&m, s);
+    cudnnBackendDescriptor_t q = g_tensor(g, BF16, m.q_dim, m.q_str, U_Q, "Q");
+    cudnnBackendDescriptor_t kt = g_tensor(g, BF16, m.kt_dim, m.kt_str, U_K, "K^T");
+    cudnnBackendDescriptor_t vt = g_tensor(g, BF16, m.vt_dim, m.vt_str, U_V, "V^T");
+    cudnnBackendDescriptor_t o = g_tensor(g, BF16, m.o_dim, m.o_str, U_O, "O");
+    cudnnBackendDescriptor_t dO = g_tensor(g, BF16, m.o_dim, m.o_str, U_DO, "dO");
+    cudnnBackendDescriptor_t stats = g_tensor(g, F32, m.r_dim, m.r_str, U_STATS, "Stats");
+    cudnnBackendDescriptor_t scale = g_scalar(g, U_SCALE, "scale");
+    cudnnBackendDescriptor_t one = g_scalar(g, U_ONE, "one");
+    // gradients are written contiguous [B, N, H*D] into scratch (the caller's views get them added)
+    const int64_t hd = m.h * m.d;
+    const int64_t dq_str[4] = {m.sq * hd, m.d, hd, 1}, dk_str[4] = {m.sk * hd, m.d, hd, 1};
+    const int64_t dk_dim[4] = {m.b, m.h, m.sk, m.d};
+    cudnnBackendDescriptor_t dq = g_tensor(g, BF16, m.q_dim, dq_str, U_DQ, "dQ");
+    cudnnBackendDescriptor_t dk = g_tensor(g, BF16, dk_dim, dk_str, U_DK, "dK");
+    cudnnBackendDescriptor_t dv = g_tensor(g, BF16, dk_dim, dk_str, U_DV, "dV");
+
+    // Dsum = rowsum(dO * O) * 1 (f32, in the workspace)
+    const int64_t odo_str[4] = {m.h * m.sq * m.d, m.sq * m.d, hd, 1};
+    cudnnBackendDescriptor_t odo = g_tensor(g, F32, m.o_dim, odo_str, 0, "dO * O");
+    g_pw(g, CUDNN_POINTWISE_MUL, F32, dO, o, NULL, odo, -1, "dO * O");
+    cudnnBackendDescriptor_t rs = g_tensor(g, F32, m.r_dim, m.r_str, 0, "rowsum dO * O");
+    g_reduce(g, CUDNN_REDUCE_TENSOR_ADD, odo, rs, "sum over head dim");
+    cudnnBackendDescriptor_t dsum = g_tensor(g, F32, m.r_dim, m.r_str, U_DSUM, "Dsum");
+    g_pw(g, CUDNN_POINTWISE_MUL, F32, rs, one, NULL, dsum, -1, "Dsum * 1");
+
+    // P = exp(Q K^T * scale - Stats), masked
+    cudnnBackendDescriptor_t s0 = g_tensor(g, F32, m.s_dim, m.s_str, 0, "S");
+    g_matmul(g, q, kt, s0, "matmul Q K^T");
+    cudnnBackendDescriptor_t s1 = g_tensor(g, F32, m.s_dim, m.s_str, 0, "S scaled");
+    g_pw(g, CUDNN_POINTWISE_MUL, F32, s0, scale, NULL, s1, -1, "S * scale");
+    cudnnBackendDescriptor_t s2 = g_tensor(g, F32, m.s_dim, m.s_str, 0, "S - Stats");
+    g_pw(g, CUDNN_POINTWISE_SUB, F32, s1, stats, NULL, s2, -1, "S - Stats");
+    if (s->causal) s2 = g_causal(g, &m, s2, g_scalar(g, U_NEG_INF, "-inf"));
+    cudnnBackendDescriptor_t p = g_tensor(g, F32, m.s_dim, m.s_str, 0, "P");
+    g_pw(g, CUDNN_POINTWISE_EXP, F32, s2, NULL, NULL, p, -1, "P = exp");
+
+    // dV = P^T dO
+    cudnnBackendDescriptor_t pt = g_tensor(g, BF16, m.pt_dim, m.pt_str, 0, "P^T");
+    g_reshape(g, p, pt, "reshape P^T");
+    g_matmul(g, pt, dO, dv, "matmul P^T dO");
+
+    // dS = P * (dO V^T - Dsum) * scale
+    cudnnBackendDescriptor_t dp = g_tensor(g, F32, m.s_dim, m.s_str, 0, "dP");
+    g_matmul(g, dO, vt, dp, "matmul dO V^T");
+    cudnnBackendDescriptor_t dp1 = g_tensor(g, F32, m.s_dim, m.s_str, 0, "dP - Dsum");
+    g_pw(g, CUDNN_POINTWISE_SUB, F32, dp, dsum, NULL, dp1, -1, "dP - Dsum");
+    cudnnBackendDescriptor_t dp2 = g_tensor(g, F32, m.s_dim, m.s_str, 0, "P * (dP - Dsum)");
+    g_pw(g, CUDNN_POINTWISE_MUL, F32, dp1, p, NULL, dp2, -1, "* P");
+    cudnnBackendDescriptor_t ds = g_tensor(g, F32, m.s_dim, m.s_str, 0, "dS");
+    g_pw(g, CUDNN_POINTWISE_MUL, F32, dp2, scale, NULL, ds, -1, "dS * scale");
+
+    // dK = dS^T Q
+    cudnnBackendDescriptor_t dst = g_tensor(g, BF16, m.pt_dim, m.pt_str, 0, "dS^T");
+    g_reshape(g, ds, dst, "reshape dS^T");
+    g_matmul(g, dst, q, dk, "matmul dS^T Q");
+
+    // dQ = dS K (K as [B,H,Nk,D]: K^T's view with the last axes swapped back)
+    const int64_t k_dim[4] = {m.b, m.h, m.sk, m.d}, k_str[4] = {s->k_sb, m.d, s->k_st, 1};
+    cudnnBackendDescriptor_t k = g_tensor(g, BF16, k_dim, k_str, 0, "K");
+    g_reshape(g, kt, k, "reshape K");
+    if (deterministic) {
+        g_matmul(g, ds, k, dq, "matmul dS K");
+    } else {
+        const int64_t acc_str[4] = {m.h * m.sq * m.d, m.sq * m.d, m.d, 1};
+        cudnnBackendDescriptor_t acc = g_tensor(g, F32, m.q_dim, acc_str, U_DQACC, "dQ accumulator");
+        g_matmul(g, ds, k, acc, "matmul dS K");
+        g_pw(g, CUDNN_POINTWISE_IDENTITY, F32, acc, NULL, NULL, dq, -1, "dQ = accumulator");
+    }
+}
+
+// Operation graph, heuristics, first engine config whose plan finalizes. handle or devprop
+// (offline) targets the device. Returns the plan (owned by the caller) or NULL with g->err;
+// *no_driver = 1 when engine configs passed cuDNN's support checks and every plan failed
+// only for want of a CUDA driver / device to load the compiled kernels into.
+static cudnnBackendDescriptor_t g_plan(Graph *g, cudnnHandle_t handle, cudnnBackendDescriptor_t devprop,
+                                       int *no_driver) {
+    *no_driver = 0;
+    if (g_failed(g)) return NULL;
+    cudnnBackendDescriptor_t og = g_new(g, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "operation graph");
+    g_set(g, og, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, g->nops, g->ops, "operation graph");
+    if (handle) g_set(g, og, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle, "operation graph");
+    g_final(g, og, "operation graph");
+
+    cudnnBackendDescriptor_t heur = g_new(g, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, "heuristics");
+    const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+    g_set(g, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &og, "heuristics");
+    g_set(g, heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode, "heuristics");
+    if (devprop) g_set(g, heur, CUDNN_ATTR_ENGINEHEUR_DEVICEPROP, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &devprop,
+                       "heuristics");
+    g_final(g, heur, "heuristics");
+    if (g_failed(g)) return NULL;
+
+    enum { MAX_CFG = 8 };
+    cudnnBackendDescriptor_t cfg[MAX_CFG];
+    for (int i = 0; i < MAX_CFG; i++) cfg[i] = g_new(g, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "engine config");
+    int64_t ncfg = 0;
+    if (!g_failed(g))
+        g_check(g, cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                            MAX_CFG, &ncfg, cfg),
+                "heuristics results");
+    if (g_failed(g)) return NULL;
+    if (ncfg == 0) {
+        snprintf(g->err, sizeof g->err,
+                 "heuristics: no engine supports this graph on this device (cuDNN's reasons: run with "
+                 "CUDNN_LOGWARN_DBG=1 CUDNN_LOGDEST_DBG=stderr)");
+        return NULL;
+    }
+    char first[320] = "";
+    int driver_failures = 0;
+    for (int64_t i = 0; i < ncfg; i++) {
+        cudnnBackendDescriptor_t plan = NULL;
+        cudnnStatus_t st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan);
+        if (st == CUDNN_STATUS_SUCCESS && handle)
+            st = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle);
+        if (st == CUDNN_STATUS_SUCCESS && devprop)
+            st = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_DEVICEPROP, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                          1, &devprop);
+        if (st == CUDNN_STATUS_SUCCESS)
+            st = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                                          CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg[i]);
+        if (st == CUDNN_STATUS_SUCCESS) st = cudnnBackendFinalize(plan);
+        if (st == CUDNN_STATUS_SUCCESS) return plan;
+        driver_failures += st == CUDNN_STATUS_EXECUTION_FAILED_CUDA_DRIVER ||
+                           st == CUDNN_STATUS_NOT_SUPPORTED_RUNTIME_PREREQUISITE_MISSING;
+        if (!first[0]) {
+            Graph tmp;
+            tmp.err[0] = 0;
+            g_check(&tmp, st, "execution plan");
+            snprintf(first, sizeof first, "%s", tmp.err);
+        }
+        if (plan) cudnnBackendDestroyDescriptor(plan);
+    }
+    snprintf(g->err, sizeof g->err, "%s (all %d engine configs failed)", first, (int)ncfg);
+    *no_driver = driver_failures == ncfg;
+    return NULL;
+}
+
+// ---------------------------------------------------------------- offline check
+// cuDNN's JSON description of an A100 / H100 SXM (the properties cuDNN reads from a
+// live device), so that plans can be built on a machine without a GPU. cuDNN then runs
+// its pattern and support checks for the fused-attention engines against that device
+// and, given a CUDA driver library (the toolkit's stub libcuda.so serves), compiles the
+// kernels; only loading them needs a real GPU.
+static const char *devprop_json(int arch) {
+    if (arch == 90)
+        return "{\"maxGridSize\":[2147483647,65535,65535],\"maxBlockSize\":[1024,1024,64],\"regsPerBlock\":65536,"
+               "\"multiProcessorCount\":132,\"warpSize\":32,\"maxSharedMemoryPerBlock\":49152,"
+               "\"maxSharedMemoryPerBlockOptin\":232448,\"reservedSharedMemoryPerBlock\":1024,"
+               "\"maxRegistersPerSM\":65536,\"maxCtasPerSM\":32,\"maxThreadsPerBlock\":1024,\"maxThreadsPerSM\":2048,"
+               "\"pciDeviceId\":9008,\"isTccDriver\":0,\"supportCoopLaunch\":1,\"totalGlobalMem\":85045526528,"
+               "\"smClockRateKHz\":1980000,\"memClockRateKHz\":2619000,\"l2CacheSize\":52428800,\"cudaDeviceId\":0,"
+               "\"deviceVer\":900,\"driverVer\":13000,\"deviceName\":\"NVIDIA H100 80GB HBM3\"}";
+    if (arch == 80)
+        return "{\"maxGridSize\":[2147483647,65535,65535],\"maxBlockSize\":[1024,1024,64],\"regsPerBlock\":65536,"
+               "\"multiProcessorCount\":108,\"warpSize\":32,\"maxSharedMemoryPerBlock\":49152,"
+               "\"maxSharedMemoryPerBlockOptin\":166912,\"reservedSharedMemoryPerBlock\":1024,"
+               "\"maxRegistersPerSM\":65536,\"maxCtasPerSM\":32,\"maxThreadsPerBlock\":1024,\"maxThreadsPerSM\":2048,"
+               "\"pciDeviceId\":8368,\"isTccDriver\":0,\"supportCoopLaunch\":1,\"totalGlobalMem\":85198045184,"
+               "\"smClockRateKHz\":1410000,\"memClockRateKHz\":1593000,\"l2CacheSize\":41943040,\"cudaDeviceId\":0,"
+               "\"deviceVer\":800,\"driverVer\":13000,\"deviceName\":\"NVIDIA A100-SXM4-80GB\"}";
+    return NULL;
+}
+
+extern "C" int cuda_cudnn_sdpa_check_offline(const AttnShape *s, int bwd, int deterministic, int arch, char *why,
+                                             size_t nwhy) {
+    snprintf(why, nwhy, "ok");
+    if (cudnnGetVersion() < 90800) {
+        snprintf(why, nwhy, "cuDNN %zu cannot build plans without a device (needs 9.8)", cudnnGetVersion());
+        return 1;
+    }
+    const char *json = devprop_json(arch);
+    if (!json) {
+        snprintf(why, nwhy, "no device description for sm_%d", arch);
+        return -1;
+    }
+    Graph g;
+    memset(&g, 0, sizeof g);
+    g.next_uid = 100;
+    cudnnBackendDescriptor_t dp = g_new(&g, CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR, "device properties");
+    g_set(&g, dp, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION, CUDNN_TYPE_CHAR, (int64_t)strlen(json) + 1, json,
+          "device properties");
+    g_final(&g, dp, "device properties");
+    if (bwd) build_bwd(&g, s, deterministic);
+    else build_fwd(&g, s);
+    int no_driver = 0;
+    cudnnBackendDescriptor_t plan = g_plan(&g, NULL, dp, &no_driver);
+    int rc = 0;
+    if (plan) cudnnBackendDestroyDescriptor(plan);
+    else if (no_driver) snprintf(why, nwhy, "engines accept the graph; kernels compiled, not loadable without a GPU");
+    else snprintf(why, nwhy, "%s", g.err), rc = -1;
+    g_free(&g);
+    return rc;
+}
+
+// ---------------------------------------------------------------- plan cache and execution
+typedef struct {
+    AttnShape s;
+    int bwd, det;
+    cudnnBackendDescriptor_t plan;  // NULL: cuDNN refused the shape (why says how)
+    int64_t ws;
+    char why[320];
+} Plan;
+#define PLAN_MAX 64
+static Plan g_plans[PLAN_MAX];
+static int g_nplans = 0;
+static cudnnHandle_t g_handle;
+static int g_handle_state = 0;  // 0 untried, 1 ready, -1 unavailable
+static char g_handle_why[160];
+
+static cudnnHandle_t handle_get(void) {
+    if (!g_handle_state) {
+        cudnnStatus_t st = cudnnCreate(&g_handle);
+        g_handle_state = st == CUDNN_STATUS_SUCCESS ? 1 : -1;
+        if (st != CUDNN_STATUS_SUCCESS)
+            snprintf(g_handle_why, sizeof g_handle_why, "cudnnCreate: %s", cudnnGetErrorString(st));
+    }
+    return g_handle_state == 1 ? g_handle : NULL;
+}
+
+static int deterministic_mode(void) {
+    const char *e = getenv("A2F_CUDNN_SDPA_NONDET");
+    return !(e && !strcmp(e, "1"));
+}
+
+static const Plan *plan_get(const AttnShape *s, int bwd) {
+    const int det = bwd ? deterministic_mode() : 1;
+    for (int i = 0; i < g_nplans; i++)
+        if (g_plans[i].bwd == bwd && g_plans[i].det == det && !memcmp(&g_plans[i].s, s, sizeof *s))
+            return &g_plans[i];
+    Plan *p = g_nplans < PLAN_MAX ? &g_plans[g_nplans++] : &g_plans[(s->Nq + s->Nk + s->D + bwd) % PLAN_MAX];
+    if (p->plan) cudnnBackendDestroyDescriptor(p->plan);
+    memset(p, 0, sizeof *p);
+    p->s = *s, p->bwd = bwd, p->det = det;
+    cudnnHandle_t h = handle_get();
+    if (!h) {
+        snprintf(p->why, sizeof p->why, "%s", g_handle_why);
+        return p;
+    }
+    Graph g;
+    memset(&g, 0, sizeof g);
+    g.next_uid = 100;
+    if (bwd) build_bwd(&g, s, det);
+    else build_fwd(&g, s);
+    int no_driver = 0;
+    p->plan = g_plan(&g, h, NULL, &no_driver);
+    if (p->plan && !g_check(&g, cudnnBackendGetAttribute(p->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                                         CUDNN_TYPE_INT64, 1, NULL, &p->ws),
+                            "workspace size")) {
+        cudnnBackendDestroyDescriptor(p->plan);
+        p->plan = NULL;
+    }
+    if (!p->plan) snprintf(p->why, sizeof p->why, "%s", g.err);
+    g_free(&g);
+    return p;
+}
+
+extern "C" int cuda_cudnn_sdpa_built(void) { return 1; }
+
+static bool views_ok(DType dt, const AttnShape *s, const void *const *ptrs, int nptrs, const char **why) {
+    const long st[8] = {s->q_sb, s->q_st, s->k_sb, s->k_st, s->v_sb, s->v_st, s->o_sb, s->o_st};
+    if (dt != DT_BF16) return *why = "cuDNN SDPA path is bf16 only", false;
+    if (s->B <= 0 || s->H <= 0 || s->Nq <= 0 || s->Nk <= 0 || s->D <= 0 || s->D % 8)
+        return *why = "head dim must be a multiple of 8", false;
+    for (int i = 0; i < 8; i++)
+        if (st[i] % 8) return *why = "strides must be multiples of 8 elements", false;
+    for (int i = 0; i < nptrs; i++)
+        if (ptrs && ptrs[i] && !al16(ptrs[i])) return *why = "pointers must be 16-byte aligned", false;
+    return true;
+}
+
+extern "C" int cuda_cudnn_sdpa_available(DType dt, const AttnShape *s, int bwd, const void *const *ptrs, int nptrs,
+                                         const char **why) {
+    const char *w = NULL;
+    int ok = 0;
+    if (views_ok(dt, s, ptrs, nptrs, &w)) {
+        const Plan *p = plan_get(s, bwd);
+        ok = p->plan != NULL;
+        w = p->why;
+    }
+    if (why) *why = ok ? "" : w;
+    return ok;
+}
+
+static size_t up256(size_t n) { return (n + 255) & ~(size_t)255; }
+
+static int execute(const Plan *p, int n, const int64_t *uids, void **ptrs, void *ws, cudaStream_t st) {
+    cudnnHandle_t h = handle_get();
+    if (!h || cudnnSetStream(h, st) != CUDNN_STATUS_SUCCESS) return (int)cudaErrorNotSupported;
+    Graph g;
+    memset(&g, 0, sizeof g);
+    cudnnBackendDescriptor_t vp = g_new(&g, CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, "variant pack");
+    g_set(&g, vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids, "variant pack");
+    g_set(&g, vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs, "variant pack");
+    g_set(&g, vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws, "variant pack");
+    g_final(&g, vp, "variant pack");
+    if (!g_failed(&g)) g_check(&g, cudnnBackendExecute(h, p->plan, vp), "execute");
+    const bool failed = g_failed(&g);
+    if (failed) fprintf(stderr, "cuDNN SDPA: %s\n", g.err);
+    g_free(&g);
+    return failed ? (int)cudaErrorLaunchFailure : (int)cudaGetLastError();
+}
+
+extern "C" int cuda_cudnn_sdpa_fwd(DType dt, void *o, float *lse, const void *q, const void *k, const void *v,
+                                   const AttnShape *s, cudaStream_t st) {
+    const void *pp[5] = {o, lse, q, k, v};
+    if (!cuda_cudnn_sdpa_available(dt, s, 0, pp, 5, NULL)) return (int)cudaErrorNotSupported;
+    const Plan *p = plan_get(s, 0);
+    float scale = 1.0f / sqrtf((float)s->D), neg_inf = -INFINITY;
+    void *ws = p->ws ? dev_workspace((size_t)p->ws) : NULL;
+    if (p->ws && !ws) return (int)cudaErrorMemoryAllocation;
+    int64_t uids[7] = {U_Q, U_K, U_V, U_O, U_STATS, U_SCALE, U_NEG_INF};
+    void *ptrs[7] = {(void *)q, (void *)k, (void *)v, o, lse, &scale, &neg_inf};
+    return execute(p, s->causal ? 7 : 6, uids, ptrs, ws, st);
+}
+
+extern "C" int cuda_cudnn_sdpa_bwd(DType dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
+                                   const void *k, const void *v, const void *o, const float *lse, const AttnShape *s,
+                                   cudaStream_t st) {
+    const void *pp[9] = {dq, dk, dv, dout, q, k, v, o, lse};
+    if (!cuda_cudnn_sdpa_available(dt, s, 1, pp, 9, NULL)) return (int)cudaErrorNotSupported;
+    if (!dq && !dk && !dv) return 0;
+    const Plan *p = plan_get(s, 1);
+    const int HD = s->H * s->D;
+    const size_t nq = (size_t)s->B * s->Nq * HD, nk = (size_t)s->B * s->Nk * HD;
+    // workspace: plan | Dsum [B,H,Nq] f32 | dQ accumulator [B,H,Nq,D] f32 (non-deterministic) | dQ, dK, dV bf16
+    const size_t o_dsum = up256((size_t)p->ws), o_acc = o_dsum + up256((size_t)s->B * s->H * s->Nq * 4);
+    const size_t o_dq = o_acc + (p->det ? 0 : up256(nq * 4)), o_dk = o_dq + up256(nq * 2), o_dv = o_dk + up256(nk * 2);
+    char *ws = (char *)dev_workspace(o_dv + up256(nk * 2));
+    if (!ws) return (int)cudaErrorMemoryAllocation;
+    if (!p->det && cudaMemsetAsync(ws + o_acc, 0, nq * 4, st) != cudaSuccess) return (int)cudaGetLastError();
+    float scale = 1.0f / sqrtf((float)s->D), neg_inf = -INFINITY, one = 1.0f;
+    int64_t uids[14] = {U_Q, U_K, U_V, U_O, U_DO, U_STATS, U_DQ, U_DK, U_DV, U_DSUM, U_SCALE, U_ONE};
+    void *ptrs[14] = {(void *)q, (void *)k,     (void *)v,     (void *)o,  (void *)dout, (void *)lse,
+                      ws + o_dq, ws + o_dk,     ws + o_dv,     ws + o_dsum, &scale,      &one};
+    int n = 12;
+    if (s->causal) uids[n] = U_NEG_INF, ptrs[n++] = &neg_inf;
+    if (!p->det) uids[n] = U_DQACC, ptrs[n++] = ws + o_acc;
+    int rc = execute(p, n, uids, ptrs, ws, st);
+    if (!rc && dq) rc = cuda_view_add(dt, dq, s->q_sb, s->q_st, ws + o_dq, s->B, s->Nq, HD, st);
+    if (!rc && dk) rc = cuda_view_add(dt, dk, s->k_sb, s->k_st, ws + o_dk, s->B, s->Nk, HD, st);
+    if (!rc && dv) rc = cuda_view_add(dt, dv, s->v_sb, s->v_st, ws + o_dv, s->B, s->Nk, HD, st);
+    return rc;
+}
+#endif  // A2F_HAVE_CUDNN
