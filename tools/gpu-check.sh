@@ -14,7 +14,7 @@
 # Exit status: 0 every step passed; 1 some step failed or timed out (the
 # remaining steps still run); 2 no usable GPU or no nvcc -- nothing else is run.
 #
-# cuDNN and NCCL are located (not required by the current build): system
+# cuDNN (the convolution and attention comparison paths) and NCCL are located: system
 # libraries (ldconfig, $CUDA_HOME) and the pip wheels nvidia-cudnn-cu13 /
 # nvidia-nccl-cu13 (also -cu12), whose lib/ and include/ directories are added
 # to LD_LIBRARY_PATH, LIBRARY_PATH and CPATH for the build and the runs.

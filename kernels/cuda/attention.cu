@@ -1,6 +1,6 @@
 // attention.cu: multi-head attention launchers (see attention.h): the dispatch between
-// the flash kernels (flash_attn.cu) and the plain path below (at the end of this file),
-// and the plain path itself, on cuBLAS batched GEMMs.
+// the flash kernels (flash_attn.cu), cuDNN's fused attention (cudnn_sdpa.cu) and the
+// plain path (at the end of this file), and the plain path itself, on cuBLAS batched GEMMs.
 //
 // For each batch element b (the heads of one b are one strided batch: head h of a
 // view starts h*D elements in, rows are q_st apart):
@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "attention.h"
+#include "cudnn_sdpa.h"
 #include "common.cuh"
 #include "device.h"
 #include "flash_attn.h"
@@ -177,30 +178,25 @@ static int plain_bwd(DType dt, void *dq, void *dk, void *dv, const void *dout, c
 
 // ---------------------------------------------------------------- dispatch
 // Paths: "flash" (flash_attn.cu: bf16, D in {40, 64, 80, 160}, 16-byte aligned
-// views), "plain" (above: any dtype and shape), "cudnn" (not built into the
-// library: see attention.h). A2F_ATTN = auto (default) | flash | plain | cudnn
-// is read at every call. A forced path whose preconditions fail falls back to
-// the plain one. auto: under the emulator, flash whenever it applies; on a GPU
-// the first call per shape (and direction) times every applicable candidate
-// once on the caller's stream and caches the fastest (backward candidates add
-// into scratch gradient buffers, so the caller's gradients are added once);
-// shapes with more than 2^24 scores per batch element take flash untimed.
-enum { PATH_PLAIN = 0, PATH_FLASH = 1, PATH_CUDNN = 2 };
-static const char *const path_names[] = {"plain", "flash", "cudnn"};
+// views), "cudnn" (cudnn_sdpa.cu: cuDNN's fused attention, bf16, when cuDNN builds a
+// plan for the shape on this device), "plain" (above: any dtype and shape).
+// A2F_ATTN = auto (default) | flash | cudnn | plain is read at every call. A forced
+// path whose preconditions fail falls back to the next of flash, plain (for cudnn:
+// flash, then plain). auto: under the emulator, flash whenever it applies (cuDNN is
+// never there); on a GPU the first call per shape (and direction) times every
+// applicable candidate once on the caller's stream and caches the fastest (backward
+// candidates add into scratch gradient buffers, so the caller's gradients are added
+// once); shapes with more than 2^24 scores per batch element never time plain.
+enum { PATH_PLAIN = 0, PATH_FLASH = 1, PATH_CUDNN = 2, NPATH = 3 };
+static const char *const path_names[NPATH] = {"plain", "flash", "cudnn"};
 
 static int env_mode(void) {  // -1 = auto
     const char *e = getenv("A2F_ATTN");
     if (!e || !*e || !strcmp(e, "auto")) return -1;
-    if (!strcmp(e, "flash")) return PATH_FLASH;
-    if (!strcmp(e, "plain")) return PATH_PLAIN;
-    if (!strcmp(e, "cudnn")) {
-        static int warned = 0;
-        if (!warned) fprintf(stderr, "A2F_ATTN=cudnn: no cuDNN SDPA path in this build; using auto\n");
-        warned = 1;
-        return -1;
-    }
+    for (int p = 0; p < NPATH; p++)
+        if (!strcmp(e, path_names[p])) return p;
     static int warned_bad = 0;
-    if (!warned_bad) fprintf(stderr, "A2F_ATTN=%s: unknown (auto|flash|plain|cudnn); using auto\n", e);
+    if (!warned_bad) fprintf(stderr, "A2F_ATTN=%s: unknown (auto|flash|cudnn|plain); using auto\n", e);
     warned_bad = 1;
     return -1;
 }
@@ -230,14 +226,44 @@ static void tune_store(const AttnShape *s, int bwd, int path) {
     else g_tune[(s->Nq + s->Nk + s->D) % TUNE_MAX] = e;  // full: overwrite one (the choice is only a speed hint)
 }
 
+// Which candidates apply: ok[PATH_*]. cuDNN is asked only when auto or forced to it
+// (asking builds its plan).
+static void applicable(DType dt, const AttnShape *s, int bwd, const void *const *p, int np, int mode, int ok[NPATH]) {
+    ok[PATH_PLAIN] = 1;
+    ok[PATH_FLASH] = cuda_flash_attn_supported(dt, s, p, np);
+    ok[PATH_CUDNN] = (mode < 0 || mode == PATH_CUDNN) && cuda_cudnn_sdpa_available(dt, s, bwd, p, np, NULL);
+}
+
+// A forced mode's path, or -1 for auto.
+static int forced_path(int mode, const int ok[NPATH]) {
+    if (mode < 0) return -1;
+    if (ok[mode]) return mode;
+    return ok[PATH_FLASH] ? PATH_FLASH : PATH_PLAIN;
+}
+
 extern "C" const char *cuda_attention_path(const AttnShape *s, int bwd) {
     const int mode = env_mode();
-    const int flash_ok = cuda_flash_attn_supported(DT_BF16, s, NULL, 0);
-    if (mode == PATH_PLAIN || (mode == PATH_FLASH && !flash_ok)) return "plain";
-    if (mode == PATH_FLASH) return "flash";
+    int ok[NPATH];
+    applicable(DT_BF16, s, bwd, NULL, 0, mode, ok);
+    const int f = forced_path(mode, ok);
+    if (f >= 0) return path_names[f];
     const TuneEntry *e = tune_find(s, bwd);
     if (e) return path_names[e->path];
-    return flash_ok ? "flash" : "plain";  // what auto starts from (untimed)
+    return ok[PATH_FLASH] ? "flash" : "plain";  // what auto starts from (untimed)
+}
+
+static int run_fwd(int path, DType dt, void *o, float *lse, const void *q, const void *k, const void *v,
+                   const AttnShape *s, cudaStream_t st) {
+    if (path == PATH_FLASH) return cuda_flash_attn_fwd(dt, o, lse, q, k, v, s, st);
+    if (path == PATH_CUDNN) return cuda_cudnn_sdpa_fwd(dt, o, lse, q, k, v, s, st);
+    return plain_fwd(dt, o, lse, q, k, v, s, st);
+}
+
+static int run_bwd(int path, DType dt, void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k,
+                   const void *v, const void *o, const float *lse, const AttnShape *s, cudaStream_t st) {
+    if (path == PATH_FLASH) return cuda_flash_attn_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
+    if (path == PATH_CUDNN) return cuda_cudnn_sdpa_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
+    return plain_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
 }
 
 // Milliseconds of one run of fn on stream st (after the runs before it); < 0 on error.
@@ -264,8 +290,8 @@ static float time_once(F fn, cudaStream_t st) {
 }
 
 // Shapes whose plain path would need more than 2^24 scores of scratch per batch element
-// take flash untimed: it wins there, and timing plain would grow the workspace for good.
-static bool flash_obvious(const AttnShape *s) { return (double)s->H * s->Nq * s->Nk > (double)(1 << 24); }
+// never time plain: it loses there, and timing it would grow the workspace for good.
+static bool plain_too_big(const AttnShape *s) { return (double)s->H * s->Nq * s->Nk > (double)(1 << 24); }
 
 static bool capturing(cudaStream_t st) {
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
@@ -276,51 +302,68 @@ static bool capturing(cudaStream_t st) {
 static size_t view_extent(long sb, long st, int B, int N, int HD) {
     return (size_t)(B - 1) * sb + (size_t)(N - 1) * st + HD;
 }
+
+// Times the applicable candidates with fn(path) and returns the fastest (first
+// applicable one when every timing failed).
+template <class F>
+static int fastest(const int ok[NPATH], const AttnShape *s, F fn, cudaStream_t st) {
+    int best = -1;
+    float best_ms = 0.0f;
+    for (int p = 0; p < NPATH; p++) {
+        if (!ok[p] || (p == PATH_PLAIN && plain_too_big(s) && (ok[PATH_FLASH] || ok[PATH_CUDNN]))) continue;
+        const float ms = time_once([&] { return fn(p); }, st);
+        if (ms >= 0.0f && (best < 0 || ms < best_ms)) best = p, best_ms = ms;
+    }
+    if (best < 0) best = ok[PATH_FLASH] ? PATH_FLASH : PATH_PLAIN;
+    return best;
+}
 #endif
+
+// The path auto takes untimed (emulator, stream capture): flash, else cudnn, else plain.
+static int untimed_path(const int ok[NPATH]) {
+    return ok[PATH_FLASH] ? PATH_FLASH : ok[PATH_CUDNN] ? PATH_CUDNN : PATH_PLAIN;
+}
+
+// 1 when only one path applies (nothing to time).
+static bool single(const int ok[NPATH]) { return ok[PATH_PLAIN] + ok[PATH_FLASH] + ok[PATH_CUDNN] == 1; }
 
 extern "C" int cuda_attention_fwd(DType dt, void *o, float *lse, const void *q, const void *k, const void *v,
                                   const AttnShape *s, cudaStream_t st) {
     const void *p[4] = {o, q, k, v};
-    const int flash_ok = cuda_flash_attn_supported(dt, s, p, 4);
     const int mode = env_mode();
-    if (!flash_ok || mode == PATH_PLAIN) return plain_fwd(dt, o, lse, q, k, v, s, st);
-    if (mode == PATH_FLASH) return cuda_flash_attn_fwd(dt, o, lse, q, k, v, s, st);
+    int ok[NPATH];
+    applicable(dt, s, 0, p, 4, mode, ok);
+    const int f = forced_path(mode, ok);
+    if (f >= 0) return run_fwd(f, dt, o, lse, q, k, v, s, st);
     const TuneEntry *e = tune_find(s, 0);
-    if (e) return e->path == PATH_FLASH ? cuda_flash_attn_fwd(dt, o, lse, q, k, v, s, st)
-                                        : plain_fwd(dt, o, lse, q, k, v, s, st);
+    if (e && ok[e->path]) return run_fwd(e->path, dt, o, lse, q, k, v, s, st);
+    if (single(ok)) return run_fwd(untimed_path(ok), dt, o, lse, q, k, v, s, st);
 #ifdef SIMT_EMULATOR
-    tune_store(s, 0, PATH_FLASH);
-    return cuda_flash_attn_fwd(dt, o, lse, q, k, v, s, st);
+    const int path = untimed_path(ok);
 #else
-    if (flash_obvious(s)) tune_store(s, 0, PATH_FLASH);
-    if (capturing(st) || flash_obvious(s)) return cuda_flash_attn_fwd(dt, o, lse, q, k, v, s, st);
+    if (capturing(st)) return run_fwd(untimed_path(ok), dt, o, lse, q, k, v, s, st);
     // every candidate writes the same o and lse, so the timing runs are the result
-    const float tp = time_once([&] { return plain_fwd(dt, o, lse, q, k, v, s, st); }, st);
-    const float tf = time_once([&] { return cuda_flash_attn_fwd(dt, o, lse, q, k, v, s, st); }, st);
-    const int path = tf >= 0.0f && (tp < 0.0f || tf <= tp) ? PATH_FLASH : PATH_PLAIN;
-    tune_store(s, 0, path);
-    return path == PATH_FLASH ? cuda_flash_attn_fwd(dt, o, lse, q, k, v, s, st)
-                              : plain_fwd(dt, o, lse, q, k, v, s, st);
+    const int path = fastest(ok, s, [&](int c) { return run_fwd(c, dt, o, lse, q, k, v, s, st); }, st);
 #endif
+    tune_store(s, 0, path);
+    return run_fwd(path, dt, o, lse, q, k, v, s, st);
 }
 
 extern "C" int cuda_attention_bwd(DType dt, void *dq, void *dk, void *dv, const void *dout, const void *q,
                                   const void *k, const void *v, const void *o, const float *lse, const AttnShape *s,
                                   cudaStream_t st) {
     const void *p[8] = {dq, dk, dv, dout, q, k, v, o};
-    const int flash_ok = cuda_flash_attn_supported(dt, s, p, 8);
     const int mode = env_mode();
-    if (!flash_ok || mode == PATH_PLAIN) return plain_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
-    if (mode == PATH_FLASH) return cuda_flash_attn_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
+    int ok[NPATH];
+    applicable(dt, s, 1, p, 8, mode, ok);
+    const int f = forced_path(mode, ok);
+    if (f >= 0) return run_bwd(f, dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
     const TuneEntry *e = tune_find(s, 1);
-    if (e) return e->path == PATH_FLASH ? cuda_flash_attn_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st)
-                                        : plain_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
-#ifdef SIMT_EMULATOR
-    tune_store(s, 1, PATH_FLASH);
-    return cuda_flash_attn_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
-#else
-    if (flash_obvious(s)) tune_store(s, 1, PATH_FLASH);
-    else if (!capturing(st) && (dq || dk || dv)) {
+    if (e && ok[e->path]) return run_bwd(e->path, dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
+    if (single(ok)) return run_bwd(untimed_path(ok), dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
+    int path = untimed_path(ok);
+#ifndef SIMT_EMULATOR
+    if (!capturing(st) && (dq || dk || dv)) {
         // candidates add into scratch copies of the gradient views (same 16-byte alignment)
         const int HD = s->H * s->D;
         const size_t es = dtype_size(dt);
@@ -336,18 +379,13 @@ extern "C" int cuda_attention_bwd(DType dt, void *dq, void *dk, void *dv, const 
             char *sv = scratch + ((nq * es + 511) & ~(size_t)255) + ((nk * es + 511) & ~(size_t)255) +
                        ((uintptr_t)dv & 255);
             void *tq = dq ? sq : NULL, *tk = dk ? sk : NULL, *tv = dv ? sv : NULL;
-            const float tp = time_once([&] { return plain_bwd(dt, tq, tk, tv, dout, q, k, v, o, lse, s, st); }, st);
-            const float tf =
-                time_once([&] { return cuda_flash_attn_bwd(dt, tq, tk, tv, dout, q, k, v, o, lse, s, st); }, st);
+            path = fastest(ok, s, [&](int c) { return run_bwd(c, dt, tq, tk, tv, dout, q, k, v, o, lse, s, st); }, st);
             cudaStreamSynchronize(st);
             cudaFree(scratch);
             cudaGetLastError();
-            const int path = tf >= 0.0f && (tp < 0.0f || tf <= tp) ? PATH_FLASH : PATH_PLAIN;
-            tune_store(s, 1, path);
-            e = tune_find(s, 1);
         }
     }
-    if (e && e->path == PATH_PLAIN) return plain_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
-    return cuda_flash_attn_bwd(dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
 #endif
+    tune_store(s, 1, path);
+    return run_bwd(path, dt, dq, dk, dv, dout, q, k, v, o, lse, s, st);
 }

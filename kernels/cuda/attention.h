@@ -9,13 +9,16 @@
 // recomputes the probabilities from lse. Deterministic. Return 0 or a cudaError_t value.
 //
 // Paths: "flash" (kernels/cuda/flash_attn.cu: tensor cores, no N x N matrix; bf16,
-// D in {40, 64, 80, 160}, strides multiples of 8 elements, 16-byte aligned pointers)
-// and "plain" (cuBLAS batched GEMMs with H*Nq*Nk-sized scratch per batch element; any
-// dtype, any shape). The environment variable A2F_ATTN = auto (default) | flash |
-// plain | cudnn picks one; a forced path that does not apply falls back to plain, and
-// "cudnn" (no cuDNN SDPA path is built into the library yet) means auto. auto: under
-// the SIMT emulator flash whenever it applies; on a GPU the first call of each shape
-// (and direction) times the applicable paths once and caches the faster.
+// D in {40, 64, 80, 160}, strides multiples of 8 elements, 16-byte aligned pointers),
+// "cudnn" (kernels/cuda/cudnn_sdpa.cu: cuDNN's fused flash attention through its graph
+// API; bf16, when cuDNN builds a plan for the shape on this device; builds with cuDNN
+// only) and "plain" (cuBLAS batched GEMMs with H*Nq*Nk-sized scratch per batch element;
+// any dtype, any shape). The environment variable A2F_ATTN = auto (default) | flash |
+// cudnn | plain picks one; a forced path that does not apply falls back to flash, else
+// plain. auto: under the SIMT emulator flash whenever it applies; on a GPU the first
+// call of each shape (and direction) times the applicable paths once and caches the
+// fastest (plain is not timed where its scratch would exceed 2^24 scores per batch
+// element).
 #pragma once
 #include "../tensor.h"
 
@@ -32,7 +35,7 @@ int cuda_attention_fwd(DType dt, void *o, float *lse, const void *q, const void 
 // dq, dk, dv (T, strides of q, k, v) +=; dout and o have o's strides; lse [B,H,Nq] from the forward.
 int cuda_attention_bwd(DType dt, void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k,
                        const void *v, const void *o, const float *lse, const AttnShape *s, cudaStream_t st);
-// The path ("flash", "plain") that cuda_attention_fwd (bwd = 0) / _bwd (bwd = 1) takes or
+// The path ("flash", "cudnn", "plain") that cuda_attention_fwd (bwd = 0) / _bwd (bwd = 1) takes or
 // took for shape s with bf16 aligned views: the cached choice once timed, else the first guess.
 const char *cuda_attention_path(const AttnShape *s, int bwd);
 

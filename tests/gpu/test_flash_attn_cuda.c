@@ -7,6 +7,10 @@
 // buffers; o, lse, and dq/dk/dv added to random starting values; determinism (forward
 // and backward twice, memcmp); the dispatch (A2F_ATTN=flash through cuda_attention_*
 // and cuda_attention_path) and the fallback for shapes the kernels do not take.
+// The same cases run through cuDNN's fused attention (kernels/cuda/cudnn_sdpa.cu) where
+// the build has it (GPU builds with cuDNN; the emulator has none: those tests say so
+// and check only the gradient-accumulation kernel), deterministic and non-deterministic
+// backward, with the same tolerances (cuDNN also rounds P and dS to bf16 for its GEMMs).
 //
 // Tolerances (inputs rounded through bf16 on the host, Q, K, V, dO and the starting
 // gradients ~ N(0, 1), so outputs are O(1)):
@@ -30,6 +34,7 @@
 #include "../../kernels/common.h"
 #include "../../kernels/cpu/ops.h"
 #include "../../kernels/cuda/attention.h"
+#include "../../kernels/cuda/cudnn_sdpa.h"
 #include "../../kernels/cuda/flash_attn.h"
 #include "../test.h"
 #include "gpu_test.h"
@@ -46,7 +51,24 @@ typedef struct {
     int B, H, Nq, Nk, D, causal, fused, bwd;  // fused: q, k, v are views of one [B, N, 3*H*D] tensor (Nq = Nk)
 } FlashCase;
 
-static void run_case(const FlashCase *c, uint64_t *rng, int via_dispatch) {
+enum { VIA_FLASH = 0, VIA_DISPATCH = 1, VIA_CUDNN = 2 };
+static const char *const via_name[3] = {"", " (dispatch)", " (cudnn)"};
+
+static int fwd_via(int via, void *o, float *lse, const void *q, const void *k, const void *v, const AttnShape *s) {
+    if (via == VIA_DISPATCH) return cuda_attention_fwd(DT_BF16, o, lse, q, k, v, s, dev_stream());
+    if (via == VIA_CUDNN) return cuda_cudnn_sdpa_fwd(DT_BF16, o, lse, q, k, v, s, dev_stream());
+    return cuda_flash_attn_fwd(DT_BF16, o, lse, q, k, v, s, dev_stream());
+}
+
+static int bwd_via(int via, void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k,
+                   const void *v, const void *o, const float *lse, const AttnShape *s) {
+    if (via == VIA_DISPATCH) return cuda_attention_bwd(DT_BF16, dq, dk, dv, dout, q, k, v, o, lse, s, dev_stream());
+    if (via == VIA_CUDNN) return cuda_cudnn_sdpa_bwd(DT_BF16, dq, dk, dv, dout, q, k, v, o, lse, s, dev_stream());
+    return cuda_flash_attn_bwd(DT_BF16, dq, dk, dv, dout, q, k, v, o, lse, s, dev_stream());
+}
+
+// check_repro = 0 skips the determinism comparison (cuDNN's non-deterministic backward).
+static void run_case(const FlashCase *c, uint64_t *rng, int via, int check_repro) {
     const DType dt = DT_BF16;
     const int B = c->B, H = c->H, Nq = c->Nq, Nk = c->Nk, D = c->D;
     AttnLayout L;
@@ -55,7 +77,7 @@ static void run_case(const FlashCase *c, uint64_t *rng, int via_dispatch) {
     const size_t off_k = L.off_k, off_v = L.off_v;  // element offsets of k, v inside the fused buffer
     char what[128];
     snprintf(what, sizeof what, "flash B%d H%d Nq%d Nk%d D%d causal%d fused%d%s", B, H, Nq, Nk, D, c->causal,
-             c->fused, via_dispatch ? " (dispatch)" : "");
+             c->fused, via_name[via]);
 
     float *q = rand_buf(nq, dt, rng);
     float *k = c->fused ? q : rand_buf(nk, dt, rng), *v = c->fused ? q : rand_buf(nv, dt, rng);
@@ -68,8 +90,7 @@ static void run_case(const FlashCase *c, uint64_t *rng, int via_dispatch) {
     float *d_lse = gpu_fill((size_t)B * H * Nq, DT_F32, NAN), *d_lse2 = gpu_fill((size_t)B * H * Nq, DT_F32, NAN);
     const size_t es = dtype_size(dt);
     const char *kp = (const char *)d_k + off_k * es, *vp = (const char *)d_v + off_v * es;
-    int rc = via_dispatch ? cuda_attention_fwd(dt, d_o, d_lse, d_q, kp, vp, &s, dev_stream())
-                          : cuda_flash_attn_fwd(dt, d_o, d_lse, d_q, kp, vp, &s, dev_stream());
+    int rc = fwd_via(via, d_o, d_lse, d_q, kp, vp, &s);
     if (!gpu_ok(rc, what)) return;
     float *o_gpu = gpu_get(d_o, no, dt);
     float *lse_gpu = gpu_get(d_lse, (size_t)B * H * Nq, DT_F32);
@@ -78,7 +99,7 @@ static void run_case(const FlashCase *c, uint64_t *rng, int via_dispatch) {
     expect_near(what, o_gpu, o, no);
     EXPECT_CLOSE(what, lse_gpu, lse, (size_t)B * H * Nq, 2e-5, 1e-5);
     // forward determinism
-    if (!gpu_ok(cuda_flash_attn_fwd(dt, d_o2, d_lse2, d_q, kp, vp, &s, dev_stream()), what)) return;
+    if (!gpu_ok(fwd_via(via, d_o2, d_lse2, d_q, kp, vp, &s), what)) return;
     EXPECT(memcmp(gpu_get(d_o2, no, dt), o_gpu, no * sizeof(float)) == 0, "%s: o not reproducible", what);
     EXPECT(memcmp(gpu_get(d_lse2, (size_t)B * H * Nq, DT_F32), lse_gpu, (size_t)B * H * Nq * sizeof(float)) == 0,
            "%s: lse not reproducible", what);
@@ -87,8 +108,7 @@ static void run_case(const FlashCase *c, uint64_t *rng, int via_dispatch) {
         void *d_dq = gpu_put(dq0, nq, dt);
         void *d_dk = c->fused ? d_dq : gpu_put(dk0, nk, dt), *d_dv = c->fused ? d_dq : gpu_put(dv0, nv, dt);
         char *dkp = (char *)d_dk + off_k * es, *dvp = (char *)d_dv + off_v * es;
-        rc = via_dispatch ? cuda_attention_bwd(dt, d_dq, dkp, dvp, d_dout, d_q, kp, vp, d_o, d_lse, &s, dev_stream())
-                          : cuda_flash_attn_bwd(dt, d_dq, dkp, dvp, d_dout, d_q, kp, vp, d_o, d_lse, &s, dev_stream());
+        rc = bwd_via(via, d_dq, dkp, dvp, d_dout, d_q, kp, vp, d_o, d_lse, &s);
         if (!gpu_ok(rc, what)) return;
         float *dq = copy_buf(dq0, nq);
         float *dk = c->fused ? dq : copy_buf(dk0, nk), *dv = c->fused ? dq : copy_buf(dv0, nv);
@@ -102,16 +122,21 @@ static void run_case(const FlashCase *c, uint64_t *rng, int via_dispatch) {
             expect_near(what, got_dv, dv, nv);
         }
         // determinism: the backward again from the same starting gradients
-        void *d_dq2 = gpu_put(dq0, nq, dt);
-        void *d_dk2 = c->fused ? d_dq2 : gpu_put(dk0, nk, dt), *d_dv2 = c->fused ? d_dq2 : gpu_put(dv0, nv, dt);
-        if (!gpu_ok(cuda_flash_attn_bwd(dt, d_dq2, (char *)d_dk2 + off_k * es, (char *)d_dv2 + off_v * es, d_dout,
-                                        d_q, kp, vp, d_o, d_lse, &s, dev_stream()),
-                    what))
+        void *d_dq2 = check_repro ? gpu_put(dq0, nq, dt) : NULL;
+        void *d_dk2 = c->fused || !check_repro ? d_dq2 : gpu_put(dk0, nk, dt);
+        void *d_dv2 = c->fused || !check_repro ? d_dq2 : gpu_put(dv0, nv, dt);
+        if (check_repro && !gpu_ok(bwd_via(via, d_dq2, (char *)d_dk2 + off_k * es, (char *)d_dv2 + off_v * es,
+                                           d_dout, d_q, kp, vp, d_o, d_lse, &s),
+                                   what))
             return;
-        EXPECT(memcmp(gpu_get(d_dq2, nq, dt), got_dq, nq * sizeof(float)) == 0, "%s: dq not reproducible", what);
-        if (!c->fused) {
-            EXPECT(memcmp(gpu_get(d_dk2, nk, dt), got_dk, nk * sizeof(float)) == 0, "%s: dk not reproducible", what);
-            EXPECT(memcmp(gpu_get(d_dv2, nv, dt), got_dv, nv * sizeof(float)) == 0, "%s: dv not reproducible", what);
+        if (check_repro) {
+            EXPECT(memcmp(gpu_get(d_dq2, nq, dt), got_dq, nq * sizeof(float)) == 0, "%s: dq not reproducible", what);
+            if (!c->fused) {
+                EXPECT(memcmp(gpu_get(d_dk2, nk, dt), got_dk, nk * sizeof(float)) == 0, "%s: dk not reproducible",
+                       what);
+                EXPECT(memcmp(gpu_get(d_dv2, nv, dt), got_dv, nv * sizeof(float)) == 0, "%s: dv not reproducible",
+                       what);
+            }
         }
         free(dq);
         if (!c->fused) free(dk), free(dv);
@@ -125,7 +150,7 @@ static void run_cases(const FlashCase *cases, size_t n, uint64_t seed) {
     if (!gpu_ready()) return;
     uint64_t rng = seed;
     g_worst = 0;
-    for (size_t i = 0; i < n; i++) run_case(&cases[i], &rng, 0);
+    for (size_t i = 0; i < n; i++) run_case(&cases[i], &rng, VIA_FLASH, 1);
     printf("  worst |got - want| / max|want| = %.5f\n", g_worst);
 }
 
@@ -173,7 +198,7 @@ TEST(cuda_flash_attn_dispatch) {
     setenv("A2F_ATTN", "flash", 1);
     uint64_t rng = 77;
     const FlashCase c = {1, 2, 24, 77, 64, 0, 0, 1};
-    run_case(&c, &rng, 1);
+    run_case(&c, &rng, VIA_DISPATCH, 1);
     AttnShape s = {1, 2, 24, 77, 64, 0, 24 * 128, 128, 77 * 128, 128, 77 * 128, 128, 24 * 128, 128};
     EXPECT(strcmp(cuda_attention_path(&s, 0), "flash") == 0, "forced flash: path %s", cuda_attention_path(&s, 0));
     s.D = 8;  // not a flash head dim: plain
@@ -184,6 +209,95 @@ TEST(cuda_flash_attn_dispatch) {
     setenv("A2F_ATTN", "plain", 1);
     s.q_st = 128;
     EXPECT(strcmp(cuda_attention_path(&s, 0), "plain") == 0, "forced plain: path %s", cuda_attention_path(&s, 0));
+    if (saved) setenv("A2F_ATTN", saved, 1), free(saved);
+    else unsetenv("A2F_ATTN");
+}
+
+// ---------------------------------------------------------------- cuDNN's fused attention
+// The accumulation kernel behind cuda_cudnn_sdpa_bwd (scratch gradients added into strided
+// views) against a host loop: exact for f32; bf16 rounds the f32 sum once.
+TEST(cuda_view_add) {
+    if (!gpu_ready()) return;
+    uint64_t rng = 99;
+    const int B = 2, N = 5, C = 24;
+    const long dsb = 7 * 72, dst = 72;  // a [B, 7, 72] buffer, rows 72 apart, B 504 apart
+    const size_t nd = (size_t)B * dsb, ns = (size_t)B * N * C;
+    for (int t = 0; t < 2; t++) {
+        const DType dt = t ? DT_BF16 : DT_F32;
+        float *dst_h = hrand(nd, 1.0f, &rng, dt), *src = hrand(ns, 1.0f, &rng, dt);
+        void *d = gpu_put(dst_h, nd, dt), *sd = gpu_put(src, ns, dt);
+        if (!gpu_ok(cuda_view_add(dt, d, dsb, dst, sd, B, N, C, dev_stream()), "view_add")) return;
+        float *want = hcopy(dst_h, nd);
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < N; i++)
+                for (int c = 0; c < C; c++) want[b * dsb + i * dst + c] += src[((size_t)b * N + i) * C + c];
+        expect_rounded(t ? "view_add bf16" : "view_add f32", d, want, nd, dt);
+        gpu_free_all();
+    }
+}
+
+// The flash cases through cuDNN (the same tolerances: cuDNN's engines round P and dS to
+// bf16 for their GEMMs as the flash kernels do). On a build with cuDNN a shape cuDNN
+// refuses fails the test (every case here is within cuDNN's documented support);
+// without cuDNN (the emulator) the test says so and passes.
+static void run_cudnn(const FlashCase *cases, size_t n, uint64_t seed, int nondet) {
+    if (!gpu_ready()) return;
+    if (!cuda_cudnn_sdpa_built()) {
+        printf("  no cuDNN in this build (the emulator has none): cuDNN attention not run\n");
+        return;
+    }
+    const char *old = getenv("A2F_CUDNN_SDPA_NONDET");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("A2F_CUDNN_SDPA_NONDET", nondet ? "1" : "0", 1);
+    uint64_t rng = seed;
+    g_worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        const FlashCase *c = &cases[i];
+        AttnLayout L;
+        AttnShape s = attn_layout(c->B, c->H, c->Nq, c->Nk, c->D, c->causal, c->fused, &L);
+        const char *why = NULL;
+        if (!cuda_cudnn_sdpa_available(DT_BF16, &s, c->bwd, NULL, 0, &why)) {
+            test_fail(__FILE__, __LINE__, "cuDNN refuses B%d H%d Nq%d Nk%d D%d causal%d bwd%d: %s", c->B, c->H, c->Nq,
+                      c->Nk, c->D, c->causal, c->bwd, why);
+            continue;
+        }
+        run_case(c, &rng, VIA_CUDNN, !nondet);
+    }
+    printf("  worst |got - want| / max|want| = %.5f\n", g_worst);
+    if (saved) setenv("A2F_CUDNN_SDPA_NONDET", saved, 1), free(saved);
+    else unsetenv("A2F_CUDNN_SDPA_NONDET");
+}
+
+// B, H, Nq, Nk, D, causal, fused, bwd
+static const FlashCase g_cudnn_cases[] = {
+    {2, 2, 130, 130, 40, 0, 1, 1},  // fused qkv views, partial tiles
+    {2, 2, 17, 77, 40, 0, 0, 1},    // cross-attention over 77 text tokens
+    {2, 2, 77, 77, 64, 1, 0, 1},    // causal (CLIP)
+    {2, 2, 33, 70, 80, 0, 0, 1},    // D = 80
+    {2, 2, 9, 77, 160, 0, 0, 0},    // D = 160 forward (its backward needs sm_90)
+};
+
+TEST(cuda_cudnn_sdpa) { run_cudnn(g_cudnn_cases, sizeof g_cudnn_cases / sizeof g_cudnn_cases[0], 4646, 0); }
+
+TEST(cuda_cudnn_sdpa_nondeterministic) { run_cudnn(g_cudnn_cases, 3, 4747, 1); }
+
+// A2F_ATTN=cudnn through the dispatch, and its fallback where cuDNN does not apply.
+TEST(cuda_cudnn_sdpa_dispatch) {
+    if (!gpu_ready()) return;
+    const char *old = getenv("A2F_ATTN");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("A2F_ATTN", "cudnn", 1);
+    AttnShape s = {1, 2, 24, 77, 64, 0, 24 * 128, 128, 77 * 128, 128, 77 * 128, 128, 24 * 128, 128};
+    const char *want = cuda_cudnn_sdpa_built() ? "cudnn" : "flash";  // no cuDNN: falls back to flash
+    EXPECT(strcmp(cuda_attention_path(&s, 0), want) == 0, "forced cudnn: path %s, want %s",
+           cuda_attention_path(&s, 0), want);
+    if (cuda_cudnn_sdpa_built()) {
+        uint64_t rng = 78;
+        const FlashCase c = {1, 2, 24, 77, 64, 0, 0, 1};
+        run_case(&c, &rng, VIA_DISPATCH, 1);
+    }
+    s.D = 12;  // not a multiple of 8: neither cuDNN nor flash
+    EXPECT(strcmp(cuda_attention_path(&s, 0), "plain") == 0, "D=12: path %s", cuda_attention_path(&s, 0));
     if (saved) setenv("A2F_ATTN", saved, 1), free(saved);
     else unsetenv("A2F_ATTN");
 }

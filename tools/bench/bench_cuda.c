@@ -21,6 +21,8 @@
 // the same way (2 M N K of their GEMMs).
 // Convolution paths (bench_conv_paths): every UNet / VAE / IResNet-100 conv shape,
 // fwd / bwd data / bwd weight, through tc, cudnn and im2col, with the path auto picks.
+// Attention paths (bench_attention): every UNet / CLIP / VAE attention shape, forward
+// and backward, through flash, cuDNN SDPA (graph API) and plain, with auto's pick.
 //
 // Peaks: DRAM from a spec table for known cards (H100, H200, A100), else from
 // cudaDevAttrMemoryClockRate * bus width * 2; bf16 dense from the table, else
@@ -43,7 +45,9 @@
 #include "../../kernels/cuda/adamw.h"
 #include "../../kernels/cuda/attention.h"
 #include "../../kernels/cuda/conv2d.h"
+#include "../../kernels/cuda/cudnn_sdpa.h"
 #include "../../kernels/cuda/device.h"
+#include "../../kernels/cuda/flash_attn.h"
 #include "../../kernels/cuda/gemm.h"
 #include "../../kernels/cuda/norm.h"
 #include "../../kernels/cuda/rng_cuda.h"
@@ -461,18 +465,22 @@ static void bench_conv_attention(void) {
     dev_free(c.q), dev_free(c.k), dev_free(c.v), dev_free(c.y), dev_free(c.lse);
 }
 
-// ---------------------------------------------------------------- attention (flash / plain / cudnn)
+// ---------------------------------------------------------------- attention (flash / cudnn / plain)
 // Every attention shape of the SD1.5 UNet at batch 2 (self-attention at 64x64,
 // 32x32, 16x16, 8x8 latents with 8 heads of 40, 80, 160, 160; cross-attention of
 // the same queries over 77 text tokens), CLIP's text encoder (77 tokens, 12 heads
 // of 64, causal) and the VAE's mid-block attention (4096 tokens, 1 head of 512:
-// no flash head dim, so plain). Q, K, V, O are separate [B, N, H*D] bf16 tensors.
-// Each shape runs forward and backward three ways: "auto" (the dispatch's own
-// choice: the first call per shape times the candidates; the path it settled on
-// is printed), then forced "flash" and "plain" (A2F_ATTN). FLOPs: forward
-// 4 B H Nq Nk D (Q K^T and P V), backward 2.5x that (S recomputed, dV, dP, dQ, dK);
-// causal counts half. No cuDNN SDPA comparison is built (see the report in
-// kernels/cuda/attention.h): the ratio column compares flash with plain.
+// no flash head dim). Q, K, V, O are separate [B, N, H*D] bf16 tensors.
+// Each shape runs forward and backward through: "auto" (the dispatch's own choice:
+// the first call per shape times the candidates; the path it settled on is
+// printed), then each path forced (A2F_ATTN): flash (ours), cudnn (cuDNN's fused
+// flash attention through its graph API, kernels/cuda/cudnn_sdpa.cu; backward in
+// cuDNN's deterministic variant, as ours is, and again as "cudnn-nd", cuDNN's
+// default with an atomic dQ accumulator) and plain (cuBLAS). A path that does not
+// apply to a shape prints "n/a". FLOPs: forward 4 B H Nq Nk D (Q K^T and P V),
+// backward 2.5x that (S recomputed, dV, dP, dQ, dK); causal counts half. The
+// ratio columns are speed ratios ours/cuDNN (cuDNN ms / flash ms: >= 1 means
+// flash is faster; the targets are 0.8 forward and 0.7 backward).
 typedef struct {
     AttnShape s;
     void *q, *k, *v, *o, *dout, *dq, *dk, *dv;
@@ -489,33 +497,57 @@ static int attn_b_bwd(void *p) {
                               dev_stream());
 }
 
-// One row: ms and TFLOP/s of the auto path (and which it is), forced flash, forced plain.
+static void set_env(const char *name, const char *value) {
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
+}
+
+// One row: ms and TFLOP/s of the auto path (and which it is) and of each forced path.
 static void attn_row(const char *name, const char *shape, double flops, LaunchFn fn, AttnBenchCtx *c, int bwd) {
     if (!selected(name)) return;
-    static const char *modes[3] = {"auto", "flash", "plain"};
-    double ms[3];
+    enum { AUTO, FLASH, CUDNN, CUDNN_ND, PLAIN, NMODE };
+    static const char *label[NMODE] = {"auto", "flash", "cudnn", "cudnn-nd", "plain"};
+    static const char *env[NMODE] = {"auto", "flash", "cudnn", "cudnn", "plain"};
+    const char *why = NULL;
+    int ok[NMODE] = {1, cuda_flash_attn_supported(DT_BF16, &c->s, NULL, 0),
+                     cuda_cudnn_sdpa_available(DT_BF16, &c->s, bwd, NULL, 0, &why), 0, 1};
+    const char *dnn_why = why;
+    if (bwd) {
+        set_env("A2F_CUDNN_SDPA_NONDET", "1");
+        ok[CUDNN_ND] = cuda_cudnn_sdpa_available(DT_BF16, &c->s, 1, NULL, 0, NULL);
+        set_env("A2F_CUDNN_SDPA_NONDET", NULL);
+    }
+    double ms[NMODE];
     const char *err = NULL, *old = getenv("A2F_ATTN");
     char *saved = old ? strdup(old) : NULL;
-    for (int m = 0; m < 3; m++) {
-        setenv("A2F_ATTN", modes[m], 1);
+    for (int m = 0; m < NMODE; m++) {
+        ms[m] = -1;
+        if (!ok[m]) continue;
+        setenv("A2F_ATTN", env[m], 1);
+        set_env("A2F_CUDNN_SDPA_NONDET", m == CUDNN_ND ? "1" : NULL);
         ms[m] = time_ms(fn, c, 0, &err);
         if (ms[m] < 0) {
-            printf("%-34s %-26s %s: ERROR %s\n", name, shape, modes[m], err);
+            printf("%-34s %-26s %s: ERROR %s\n", name, shape, label[m], err);
             g_failed = 1;
         }
     }
+    set_env("A2F_CUDNN_SDPA_NONDET", NULL);
     setenv("A2F_ATTN", "auto", 1);
     const char *path = cuda_attention_path(&c->s, bwd);
-    if (saved) setenv("A2F_ATTN", saved, 1), free(saved);
-    else unsetenv("A2F_ATTN");
+    set_env("A2F_ATTN", saved);
+    free(saved);
     printf("%-34s %-26s", name, shape);
-    for (int m = 0; m < 3; m++) {
-        if (ms[m] < 0) printf("  %s: -", modes[m]);
-        else printf("  %s%s%s: %8.4f ms %6.1f TF/s", modes[m], m ? "" : "=", m ? "" : path, ms[m],
+    for (int m = 0; m < NMODE; m++) {
+        if (m == CUDNN_ND && !bwd) continue;
+        if (ms[m] < 0) printf("  %s: %s", label[m], ok[m] ? "ERROR" : "n/a");
+        else printf("  %s%s%s: %8.4f ms %6.1f TF/s", label[m], m ? "" : "=", m ? "" : path, ms[m],
                     flops / (ms[m] * 1e-3) / 1e12);
     }
-    if (ms[1] > 0 && ms[2] > 0) printf("  flash/plain speed %.2fx", ms[2] / ms[1]);
-    printf("  (%.1f%% bf16 peak)\n", ms[0] > 0 ? 100.0 * flops / (ms[0] * 1e-3) / 1e12 / g_bf16_tflops : 0.0);
+    if (ms[FLASH] > 0 && ms[CUDNN] > 0) printf("  flash/cudnn %.2fx", ms[CUDNN] / ms[FLASH]);
+    if (ms[FLASH] > 0 && ms[CUDNN_ND] > 0) printf("  flash/cudnn-nd %.2fx", ms[CUDNN_ND] / ms[FLASH]);
+    printf("  (auto %.1f%% bf16 peak)", ms[AUTO] > 0 ? 100.0 * flops / (ms[AUTO] * 1e-3) / 1e12 / g_bf16_tflops : 0.0);
+    if (!ok[CUDNN]) printf("  [cudnn: %s]", dnn_why);
+    printf("\n");
     fflush(stdout);
 }
 
