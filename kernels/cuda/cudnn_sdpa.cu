@@ -13,9 +13,11 @@
 //           dV = P^T dO,  dP = dO V^T,  dS = P * (dP - Dsum) * scale
 //           dK = dS^T Q,  dQ = dS K   (non-deterministic variant: dQ through an f32
 //                                      accumulator in the workspace, then identity)
-// Every intermediate is a virtual f32 tensor except the transposed P and dS fed to
-// the dV / dK matmuls (bf16, as the engines expect). Scalars (scale, -inf, 1) are
-// by-value tensors.
+// Every intermediate is a virtual f32 tensor except the bf16 operands of the second
+// matmuls (P for P V, the transposed P and dS for dV and dK), as the engines require.
+// Scalars (scale, -inf, 1) are by-value tensors. Where cuDNN has it (9.13.1+) and there
+// is no mask, the forward is first tried as cuDNN's single SDPA operation (what
+// cudnn-frontend picks there), then as the composite graph.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,11 +68,11 @@ extern "C" int cuda_cudnn_sdpa_bwd(DType dt, void *dq, void *dk, void *dv, const
                                    cudaStream_t st) {
     return (int)cudaErrorNotSupported;
 }
-extern "C" int cuda_cudnn_sdpa_check_offline(const AttnShape *s, int bwd, int deterministic, int arch, char *why,
-                                             size_t nwhy) {
+extern "C" int cuda_cudnn_sdpa_check_offline(const AttnShape *s, int variant, int arch, char *why, size_t nwhy) {
     snprintf(why, nwhy, "this build has no cuDNN");
     return 1;
 }
+extern "C" const char *cuda_cudnn_sdpa_variant(const AttnShape *s, int bwd) { return NULL; }
 #else
 #include <cudnn.h>
 
@@ -378,6 +380,50 @@ static void build_bwd(Graph *g, const AttnShape *s, int deterministic) {
     }
 }
 
+// The forward as cuDNN's single SDPA operation (cuDNN 9.13.1+; what cudnn-frontend picks
+// first there): Q, K, V (K untransposed), O, Stats, scale. No mask (causal would need
+// a score-modifier subgraph): causal shapes take the composite graph.
+static void build_fwd_unified(Graph *g, const AttnShape *s) {
+#if CUDNN_VERSION >= 91301
+    Dims m;
+    make_dims(&m, s);
+    const int64_t k_dim[4] = {m.b, m.h, m.sk, m.d}, k_str[4] = {s->k_sb, m.d, s->k_st, 1};
+    cudnnBackendDescriptor_t q = g_tensor(g, BF16, m.q_dim, m.q_str, U_Q, "Q");
+    cudnnBackendDescriptor_t k = g_tensor(g, BF16, k_dim, k_str, U_K, "K");
+    cudnnBackendDescriptor_t v = g_tensor(g, BF16, m.v_dim, m.v_str, U_V, "V");
+    cudnnBackendDescriptor_t o = g_tensor(g, BF16, m.o_dim, m.o_str, U_O, "O");
+    cudnnBackendDescriptor_t stats = g_tensor(g, F32, m.r_dim, m.r_str, U_STATS, "Stats");
+    cudnnBackendDescriptor_t scale = g_scalar(g, U_SCALE, "scale");
+    const char *what = "SDPA forward operation";
+    cudnnBackendDescriptor_t op =
+        g_new(g, (cudnnBackendDescriptorType_t)CUDNN_BACKEND_OPERATION_SDPA_FWD_DESCRIPTOR, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_QDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &q, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_KDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &k, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_VDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &v, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_ODESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &o, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_STATSDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &stats, what);
+    g_set(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_SCALEDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &scale, what);
+    g_op(g, op, what);
+#else
+    snprintf(g->err, sizeof g->err, "the SDPA operation needs cuDNN 9.13.1 headers");
+#endif
+}
+
+static const char *const g_variant_name[A2F_SDPA_NVARIANTS] = {"composite", "unified", "composite-det",
+                                                                 "composite-nondet"};
+
+// 1 when this cuDNN can run graph variant v for shape s at all (before asking its engines).
+static int variant_possible(int v, const AttnShape *s) {
+    if (v == A2F_SDPA_FWD_UNIFIED) return !s->causal && cudnnGetVersion() >= 91301 && CUDNN_VERSION >= 91301;
+    return 1;
+}
+
+static void build_variant(Graph *g, const AttnShape *s, int v) {
+    if (v == A2F_SDPA_FWD_UNIFIED) build_fwd_unified(g, s);
+    else if (v == A2F_SDPA_FWD) build_fwd(g, s);
+    else build_bwd(g, s, v == A2F_SDPA_BWD);
+}
+
 // Operation graph, heuristics, first engine config whose plan finalizes. handle or devprop
 // (offline) targets the device. Returns the plan (owned by the caller) or NULL with g->err;
 // *no_driver = 1 when engine configs passed cuDNN's support checks and every plan failed
@@ -471,9 +517,16 @@ static const char *devprop_json(int arch) {
     return NULL;
 }
 
-extern "C" int cuda_cudnn_sdpa_check_offline(const AttnShape *s, int bwd, int deterministic, int arch, char *why,
-                                             size_t nwhy) {
+extern "C" int cuda_cudnn_sdpa_check_offline(const AttnShape *s, int variant, int arch, char *why, size_t nwhy) {
     snprintf(why, nwhy, "ok");
+    if (variant < 0 || variant >= A2F_SDPA_NVARIANTS) {
+        snprintf(why, nwhy, "no graph variant %d", variant);
+        return -1;
+    }
+    if (!variant_possible(variant, s)) {
+        snprintf(why, nwhy, "the %s graph does not apply here (cuDNN %zu)", g_variant_name[variant], cudnnGetVersion());
+        return 1;
+    }
     if (cudnnGetVersion() < 90800) {
         snprintf(why, nwhy, "cuDNN %zu cannot build plans without a device (needs 9.8)", cudnnGetVersion());
         return 1;
@@ -490,8 +543,7 @@ extern "C" int cuda_cudnn_sdpa_check_offline(const AttnShape *s, int bwd, int de
     g_set(&g, dp, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION, CUDNN_TYPE_CHAR, (int64_t)strlen(json) + 1, json,
           "device properties");
     g_final(&g, dp, "device properties");
-    if (bwd) build_bwd(&g, s, deterministic);
-    else build_fwd(&g, s);
+    build_variant(&g, s, variant);
     int no_driver = 0;
     cudnnBackendDescriptor_t plan = g_plan(&g, NULL, dp, &no_driver);
     int rc = 0;
@@ -506,6 +558,7 @@ extern "C" int cuda_cudnn_sdpa_check_offline(const AttnShape *s, int bwd, int de
 typedef struct {
     AttnShape s;
     int bwd, det;
+    int variant;                    // the graph the plan runs (A2F_SDPA_*)
     cudnnBackendDescriptor_t plan;  // NULL: cuDNN refused the shape (why says how)
     int64_t ws;
     char why[320];
@@ -546,22 +599,34 @@ static const Plan *plan_get(const AttnShape *s, int bwd) {
         snprintf(p->why, sizeof p->why, "%s", g_handle_why);
         return p;
     }
-    Graph g;
-    memset(&g, 0, sizeof g);
-    g.next_uid = 100;
-    if (bwd) build_bwd(&g, s, det);
-    else build_fwd(&g, s);
-    int no_driver = 0;
-    p->plan = g_plan(&g, h, NULL, &no_driver);
-    if (p->plan && !g_check(&g, cudnnBackendGetAttribute(p->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                                         CUDNN_TYPE_INT64, 1, NULL, &p->ws),
-                            "workspace size")) {
-        cudnnBackendDestroyDescriptor(p->plan);
-        p->plan = NULL;
+    // forward: the single SDPA operation where it applies, else the composite graph
+    const int first = bwd ? (det ? A2F_SDPA_BWD : A2F_SDPA_BWD_NONDET) : A2F_SDPA_FWD_UNIFIED;
+    const int last = bwd ? first : A2F_SDPA_FWD;
+    for (int v = first; v >= last && !p->plan; v--) {
+        if (!variant_possible(v, s)) continue;
+        Graph g;
+        memset(&g, 0, sizeof g);
+        g.next_uid = 100;
+        build_variant(&g, s, v);
+        int no_driver = 0;
+        p->plan = g_plan(&g, h, NULL, &no_driver);
+        if (p->plan && !g_check(&g, cudnnBackendGetAttribute(p->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                                             CUDNN_TYPE_INT64, 1, NULL, &p->ws),
+                                "workspace size")) {
+            cudnnBackendDestroyDescriptor(p->plan);
+            p->plan = NULL;
+        }
+        p->variant = v;
+        if (!p->plan) snprintf(p->why, sizeof p->why, "%s graph: %s", g_variant_name[v], g.err);
+        g_free(&g);
     }
-    if (!p->plan) snprintf(p->why, sizeof p->why, "%s", g.err);
-    g_free(&g);
     return p;
+}
+
+extern "C" const char *cuda_cudnn_sdpa_variant(const AttnShape *s, int bwd) {
+    const char *why = NULL;
+    if (!cuda_cudnn_sdpa_available(DT_BF16, s, bwd, NULL, 0, &why)) return NULL;
+    return g_variant_name[plan_get(s, bwd)->variant];
 }
 
 extern "C" int cuda_cudnn_sdpa_built(void) { return 1; }

@@ -42,12 +42,20 @@ int cuda_cudnn_sdpa_fwd(DType dt, void *o, float *lse, const void *q, const void
 int cuda_cudnn_sdpa_bwd(DType dt, void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k,
                         const void *v, const void *o, const float *lse, const AttnShape *s, cudaStream_t st);
 
-// Without a GPU (cuDNN >= 9.8): builds the graph of shape s and finalizes an execution
-// plan for an offline device, arch 80 (A100 SXM) or 90 (H100 SXM), from cuDNN's own
-// device-properties description. 0 when cuDNN accepts the graph and compiles a plan,
-// 1 when this cuDNN cannot do offline plans (skipped), -1 with why otherwise.
-int cuda_cudnn_sdpa_check_offline(const AttnShape *s, int bwd, int deterministic, int arch, char *why,
-                                  size_t nwhy);
+// The graphs: the forward as the composite the fused engines match (any cuDNN 9; the
+// only one with the causal mask) or as cuDNN's single SDPA operation (9.13.1+, no mask;
+// preferred where it applies, as cudnn-frontend does); the backward as the composite,
+// deterministic (dQ by a direct matmul) or with cuDNN's atomic dQ accumulator.
+enum { A2F_SDPA_FWD = 0, A2F_SDPA_FWD_UNIFIED = 1, A2F_SDPA_BWD = 2, A2F_SDPA_BWD_NONDET = 3, A2F_SDPA_NVARIANTS };
+// Name of the graph the cached plan for (s, bwd) runs ("unified", "composite", ...), NULL
+// when the cuDNN path does not apply.
+const char *cuda_cudnn_sdpa_variant(const AttnShape *s, int bwd);
+
+// Without a GPU (cuDNN >= 9.8): builds graph `variant` of shape s and finalizes an
+// execution plan for an offline device, arch 80 (A100 SXM) or 90 (H100 SXM), from
+// cuDNN's own device-properties description. 0 when cuDNN's engines accept the graph
+// and compile its kernels, 1 when this cuDNN cannot check it (skipped), -1 with why.
+int cuda_cudnn_sdpa_check_offline(const AttnShape *s, int variant, int arch, char *why, size_t nwhy);
 
 // dst[b*dsb + i*dstr + c] += src[(b*N + i)*C + c] for b < B, i < N, c < C (dt, accumulated
 // in fp32, rounded once): the backward's scratch gradients into the caller's views.

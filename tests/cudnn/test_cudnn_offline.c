@@ -8,10 +8,11 @@
 // dtype of an intermediate, a mis-wired operand, a bad stride) fails here with cuDNN's
 // reason. Independent reference: cuDNN's support checks, not our code.
 //
-// Shapes: every attention of the SD1.5 UNet at batch 2 (self 4096/1024/256 tokens with
-// head dims 40/80/160, cross over 77 tokens) and CLIP's causal self-attention, forward
-// and backward (deterministic, and the dQ-accumulator variant once), Q/K/V as slices of
-// one fused QKV projection, on sm_90; a subset on sm_80. Two shapes cuDNN must refuse
+// Shapes: the attentions of the SD1.5 UNet at batch 2 (self 4096/1024 tokens with head
+// dims 40/80, cross over 77 tokens with 40/160) and CLIP's causal self-attention, forward
+// (composite graph and cuDNN's single SDPA operation) and backward (deterministic, and
+// the dQ-accumulator variant once), Q/K/V as slices of one fused QKV projection, on
+// sm_90; a subset on sm_80. Two shapes cuDNN must refuse
 // show the check is not vacuous: backward with head dim 160 on sm_80 (cuDNN's Ampere
 // backward stops at 128) and head dim 20 (not a multiple of 8). (cuDNN 9.26 accepts
 // forward head dims up to 512 and beyond through other engines, so "too large" is no
@@ -23,8 +24,10 @@
 #include "../test.h"
 
 typedef struct {
-    int B, H, Nq, Nk, D, causal, fused, bwd, det, arch;
+    int B, H, Nq, Nk, D, causal, fused, variant, arch;  // variant: A2F_SDPA_*
 } Case;
+
+static const char *const variant_label[A2F_SDPA_NVARIANTS] = {"fwd", "fwd unified-op", "bwd det", "bwd nondet"};
 
 static AttnShape shape_of(const Case *c) {
     const long C = (long)c->H * c->D, row = c->fused ? 3 * C : C;  // fused: [B, N, 3*H*D] projection
@@ -40,10 +43,9 @@ static int g_skipped;
 static void run(const Case *c, int accept) {
     AttnShape s = shape_of(c);
     char why[400];
-    const int rc = cuda_cudnn_sdpa_check_offline(&s, c->bwd, c->det, c->arch, why, sizeof why);
-    printf("  sm_%d %s%s B%d H%d Nq%d Nk%d D%d%s%s: %s\n", c->arch, c->bwd ? "bwd" : "fwd",
-           c->bwd ? (c->det ? " det" : " nondet") : "", c->B, c->H, c->Nq, c->Nk, c->D, c->causal ? " causal" : "",
-           c->fused ? " fused-qkv" : "", why);
+    const int rc = cuda_cudnn_sdpa_check_offline(&s, c->variant, c->arch, why, sizeof why);
+    printf("  sm_%d %s B%d H%d Nq%d Nk%d D%d%s%s: %s\n", c->arch, variant_label[c->variant], c->B, c->H, c->Nq, c->Nk,
+           c->D, c->causal ? " causal" : "", c->fused ? " fused-qkv" : "", why);
     if (rc == 1) {
         g_skipped = 1;
         return;
@@ -53,15 +55,20 @@ static void run(const Case *c, int accept) {
 }
 
 TEST(cudnn_sdpa_graphs_accepted_offline) {
+    enum { F = A2F_SDPA_FWD, U = A2F_SDPA_FWD_UNIFIED, BD = A2F_SDPA_BWD, BN = A2F_SDPA_BWD_NONDET };
     static const Case cases[] = {
-        // B, H, Nq, Nk, D, causal, fused, bwd, det, arch
-        {2, 8, 4096, 4096, 40, 0, 1, 0, 1, 90}, {2, 8, 4096, 4096, 40, 0, 1, 1, 1, 90},  // UNet 64x64 self
-        {2, 8, 4096, 77, 40, 0, 0, 0, 1, 90},   {2, 8, 4096, 77, 40, 0, 0, 1, 1, 90},    // 64x64 cross
-        {2, 8, 1024, 1024, 80, 0, 0, 0, 1, 90}, {2, 8, 1024, 1024, 80, 0, 0, 1, 1, 90},  // 32x32 self
-        {2, 8, 256, 77, 160, 0, 0, 0, 1, 90},   {2, 8, 256, 77, 160, 0, 0, 1, 1, 90},    // 16x16 cross
-        {2, 12, 77, 77, 64, 1, 1, 0, 1, 90},    {2, 12, 77, 77, 64, 1, 1, 1, 1, 90},     // CLIP causal
-        {2, 8, 1024, 77, 80, 0, 0, 1, 0, 90},                                            // dQ accumulator
-        {2, 8, 4096, 4096, 40, 0, 0, 0, 1, 80}, {2, 12, 77, 77, 64, 1, 0, 1, 1, 80},     // A100
+        // B, H, Nq, Nk, D, causal, fused, variant, arch
+        {2, 8, 4096, 4096, 40, 0, 1, F, 90}, {2, 8, 4096, 4096, 40, 0, 1, U, 90},  // UNet 64x64 self
+        {2, 8, 4096, 4096, 40, 0, 1, BD, 90},                                     //
+        {2, 8, 4096, 77, 40, 0, 0, F, 90},   {2, 8, 4096, 77, 40, 0, 0, U, 90},    // 64x64 cross
+        {2, 8, 4096, 77, 40, 0, 0, BD, 90},                                       //
+        {2, 8, 1024, 1024, 80, 0, 0, F, 90}, {2, 8, 1024, 1024, 80, 0, 0, U, 90},  // 32x32 self
+        {2, 8, 1024, 1024, 80, 0, 0, BD, 90},                                     //
+        {2, 8, 256, 77, 160, 0, 0, F, 90},   {2, 8, 256, 77, 160, 0, 0, U, 90},    // 16x16 cross
+        {2, 8, 256, 77, 160, 0, 0, BD, 90},                                       //
+        {2, 12, 77, 77, 64, 1, 1, F, 90},    {2, 12, 77, 77, 64, 1, 1, BD, 90},    // CLIP causal
+        {2, 8, 1024, 77, 80, 0, 0, BN, 90},                                       // dQ accumulator
+        {2, 8, 4096, 4096, 40, 0, 0, F, 80}, {2, 12, 77, 77, 64, 1, 0, BD, 80},    // A100
     };
     g_skipped = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0] && !test_current_failed(); i++) run(&cases[i], 1);
@@ -70,8 +77,8 @@ TEST(cudnn_sdpa_graphs_accepted_offline) {
 
 TEST(cudnn_sdpa_graphs_refused_offline) {
     static const Case cases[] = {
-        {2, 8, 256, 256, 160, 0, 0, 1, 1, 80},  // Ampere backward: head dim <= 128
-        {1, 2, 64, 64, 20, 0, 0, 0, 1, 90},     // head dim not a multiple of 8
+        {2, 8, 256, 256, 160, 0, 0, A2F_SDPA_BWD, 80},  // Ampere backward: head dim <= 128
+        {1, 2, 64, 64, 20, 0, 0, A2F_SDPA_FWD, 90},     // head dim not a multiple of 8
     };
     g_skipped = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run(&cases[i], 0);

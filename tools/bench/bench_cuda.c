@@ -476,7 +476,9 @@ static void bench_conv_attention(void) {
 // printed), then each path forced (A2F_ATTN): flash (ours), cudnn (cuDNN's fused
 // flash attention through its graph API, kernels/cuda/cudnn_sdpa.cu; backward in
 // cuDNN's deterministic variant, as ours is, and again as "cudnn-nd", cuDNN's
-// default with an atomic dQ accumulator) and plain (cuBLAS). A path that does not
+// default with an atomic dQ accumulator; the forward as cuDNN's single SDPA operation
+// where it applies, else the composite graph: the row names the graph) and plain
+// (cuBLAS). A path that does not
 // apply to a shape prints "n/a". FLOPs: forward 4 B H Nq Nk D (Q K^T and P V),
 // backward 2.5x that (S recomputed, dV, dP, dQ, dK); causal counts half. The
 // ratio columns are speed ratios ours/cuDNN (cuDNN ms / flash ms: >= 1 means
@@ -547,6 +549,7 @@ static void attn_row(const char *name, const char *shape, double flops, LaunchFn
     if (ms[FLASH] > 0 && ms[CUDNN_ND] > 0) printf("  flash/cudnn-nd %.2fx", ms[CUDNN_ND] / ms[FLASH]);
     printf("  (auto %.1f%% bf16 peak)", ms[AUTO] > 0 ? 100.0 * flops / (ms[AUTO] * 1e-3) / 1e12 / g_bf16_tflops : 0.0);
     if (!ok[CUDNN]) printf("  [cudnn: %s]", dnn_why);
+    else printf("  [cudnn graph: %s]", cuda_cudnn_sdpa_variant(&c->s, bwd));
     printf("\n");
     fflush(stdout);
 }
