@@ -8,6 +8,7 @@
 #include "../kernels/common.h"
 #include "../kernels/mapfile.h"
 #include "clip_embed.h"
+#include "fused_linear.h"
 
 #define PUSH(p, call)                   \
     do {                                \
@@ -93,9 +94,13 @@ void clip_layer_add(ClipLayer *m, ParamTable *t, const char *prefix, int D, int 
 #define SUB(name) (snprintf(p, sizeof p, "%s.%s", prefix, name), p)
     m->D = D, m->H = H, m->F = F;
     layernorm_add(&m->ln1, t, SUB("layer_norm1"), D, eps);
-    linear_add(&m->q, t, SUB("self_attn.q_proj"), D, D, 1);
-    linear_add(&m->k, t, SUB("self_attn.k_proj"), D, D, 1);
-    linear_add(&m->v, t, SUB("self_attn.v_proj"), D, D, 1);
+    {  // q/k/v weights in a row, then their biases: one stacked GEMM (fused_linear.h)
+        char pq[PARAM_NAME_MAX], pk[PARAM_NAME_MAX], pv[PARAM_NAME_MAX];
+        snprintf(pq, sizeof pq, "%s.self_attn.q_proj", prefix);
+        snprintf(pk, sizeof pk, "%s.self_attn.k_proj", prefix);
+        snprintf(pv, sizeof pv, "%s.self_attn.v_proj", prefix);
+        linear_run_add((Linear *const[]){&m->q, &m->k, &m->v}, 3, t, (const char *const[]){pq, pk, pv}, D, D, 1);
+    }
     linear_add(&m->o, t, SUB("self_attn.out_proj"), D, D, 1);
     layernorm_add(&m->ln2, t, SUB("layer_norm2"), D, eps);
     linear_add(&m->fc1, t, SUB("mlp.fc1"), D, F, 1);
@@ -103,12 +108,19 @@ void clip_layer_add(ClipLayer *m, ParamTable *t, const char *prefix, int D, int 
 #undef SUB
 }
 
-// q, k, v, o [B, L, D] seen as [B, L, H, hd]: causal self-attention views.
-static AttnShape layer_attn(const ClipLayer *m, int B, int L) {
-    const long D = m->D, sb = (long)L * D;
-    AttnShape s = {B, m->H, L, L, m->D / m->H, 1, sb, D, sb, D, sb, D, sb, D};
+static LinearRun qkv_run(const ClipLayer *m) { return (LinearRun){{&m->q, &m->k, &m->v}, 3}; }
+
+// q, k, v [B, L, D] with rows st apart (3D: column slices of the fused
+// projection; D: separate blocks), o [B, L, D] contiguous, seen as
+// [B, L, H, hd]: causal self-attention views.
+static AttnShape layer_attn(const ClipLayer *m, int B, int L, long st) {
+    const long D = m->D, sb = L * st, so = (long)L * D;
+    AttnShape s = {B, m->H, L, L, m->D / m->H, 1, sb, st, sb, st, sb, st, so, D};
     return s;
 }
+
+// Output j (q, k, v) of a q|k|v buffer of N rows in layout `fused`.
+#define VIEW(buf, run, fused, j, N) linear_run_ptr(c, (void *)(buf), &(run), (fused), (j), (N))
 
 int clip_layer_f(const Ctx *c, const Weights *W, const ClipLayer *m, void *y, const void *x, int B, int L,
                  ClipLayerSaved *sv) {
@@ -122,16 +134,15 @@ int clip_layer_f(const Ctx *c, const Weights *W, const ClipLayer *m, void *y, co
     PUSH(sv->m1, nn_push_f32(c, N));
     PUSH(sv->r1, nn_push_f32(c, N));
     TRY(layernorm_f(c, W, &m->ln1, sv->ln1, sv->m1, sv->r1, x, N));
-    PUSH(sv->q, nn_push(c, ND));
-    PUSH(sv->k, nn_push(c, ND));
-    PUSH(sv->v, nn_push(c, ND));
-    TRY(linear_f(c, W, &m->q, sv->q, sv->ln1, N));
-    TRY(linear_f(c, W, &m->k, sv->k, sv->ln1, N));
-    TRY(linear_f(c, W, &m->v, sv->v, sv->ln1, N));
+    const LinearRun r = qkv_run(m);
+    sv->fused = linear_run_fusable(W, &r);
+    PUSH(sv->qkv, nn_push(c, 3 * ND));  // [N, 3D] (fused) or 3 x [N, D]
+    TRY(linear_run_f(c, W, &r, sv->fused, sv->qkv, sv->ln1, N));
     PUSH(sv->att, nn_push(c, ND));
     PUSH(sv->lse, nn_push_f32(c, (size_t)B * m->H * L));
-    AttnShape s = layer_attn(m, B, L);
-    OP(c, attention_fwd, sv->att, sv->lse, sv->q, sv->k, sv->v, &s);
+    AttnShape s = layer_attn(m, B, L, linear_run_stride(&r, sv->fused));
+    OP(c, attention_fwd, sv->att, sv->lse, VIEW(sv->qkv, r, sv->fused, 0, N), VIEW(sv->qkv, r, sv->fused, 1, N),
+       VIEW(sv->qkv, r, sv->fused, 2, N), &s);
     PUSH(sv->mid, nn_push(c, ND));
     TRY(linear_f(c, W, &m->o, sv->mid, sv->att, N));
     OP(c, add_fwd, sv->mid, sv->mid, x, ND);
@@ -154,7 +165,7 @@ int clip_layer_b(const Ctx *c, const Weights *W, const ClipLayer *m, void *dx, c
     const int B = sv->B, L = sv->L, N = B * L, D = m->D, F = m->F;
     const size_t ND = (size_t)N * D, NF = (size_t)N * F;
     const size_t gmark = arena_mark(c->grad);
-    void *dmid, *dg, *dh, *dln2, *datt, *dq, *dk, *dv, *dln1;
+    void *dmid, *dg, *dh, *dln2, *datt, *dqkv, *dln1;
     // MLP branch
     PUSH(dmid, nn_gpush(c, ND));  // [N, D]
     OP(c, add_bwd, dmid, NULL, dy, ND);
@@ -169,15 +180,14 @@ int clip_layer_b(const Ctx *c, const Weights *W, const ClipLayer *m, void *dx, c
     OP(c, add_bwd, dx, NULL, dmid, ND);
     PUSH(datt, nn_gpush(c, ND));
     TRY(linear_b(c, W, &m->o, datt, dmid, sv->att, N));
-    PUSH(dq, nn_gpush(c, ND));
-    PUSH(dk, nn_gpush(c, ND));
-    PUSH(dv, nn_gpush(c, ND));
-    AttnShape s = layer_attn(m, B, L);
-    OP(c, attention_bwd, dq, dk, dv, datt, sv->q, sv->k, sv->v, sv->att, sv->lse, &s);
+    const LinearRun r = qkv_run(m);
+    const int f = sv->fused;
+    PUSH(dqkv, nn_gpush(c, 3 * ND));  // layout of sv->qkv; zeroed: the attention backward adds
+    AttnShape s = layer_attn(m, B, L, linear_run_stride(&r, f));
+    OP(c, attention_bwd, VIEW(dqkv, r, f, 0, N), VIEW(dqkv, r, f, 1, N), VIEW(dqkv, r, f, 2, N), datt,
+       VIEW(sv->qkv, r, f, 0, N), VIEW(sv->qkv, r, f, 1, N), VIEW(sv->qkv, r, f, 2, N), sv->att, sv->lse, &s);
     PUSH(dln1, nn_gpush(c, ND));
-    TRY(linear_b(c, W, &m->q, dln1, dq, sv->ln1, N));
-    TRY(linear_b(c, W, &m->k, dln1, dk, sv->ln1, N));
-    TRY(linear_b(c, W, &m->v, dln1, dv, sv->ln1, N));
+    TRY(linear_run_b(c, W, &r, f, dln1, dqkv, sv->ln1, N));  // dX and the stacked dW [3D, D], db [3D]
     TRY(layernorm_b(c, W, &m->ln1, dx, dln1, sv->x, sv->m1, sv->r1, N));
     arena_reset(c->act, sv->mark);
     arena_reset(c->grad, gmark);

@@ -32,8 +32,13 @@
 // Parameters are registered under the transformers keys text_model.* (the
 // SD1.5 / Arc2Face file layout); loading also accepts the prefix-less keys
 // that transformers >= 5 writes, and ignores text_model.embeddings.position_ids.
-// Attention runs through the backend's strided attention op on three separate
-// q/k/v projection outputs [B, L, D] viewed as [B, L, H, hd] (no transposes).
+// Attention runs through the backend's strided attention op on the q/k/v
+// projection outputs viewed as [B, L, H, hd] (no transposes). q/k/v are one
+// GEMM into [B*L, 3D] when their weights and biases are stacked in memory
+// (nn/fused_linear.h): clip_layer_add registers q/k/v_proj.weight in a row,
+// then the three biases, so that holds whenever D*D and D are multiples of 64
+// (SD1.5: D = 768); otherwise three GEMMs. Table order is free: files are
+// read and written by name.
 #pragma once
 #include "layers.h"
 
@@ -66,7 +71,9 @@ typedef struct {
 typedef struct {
     size_t mark;                 // activation stack on entry
     const void *x;               // [B*L, D] layer input (caller's buffer)
-    void *ln1, *q, *k, *v, *att; // [B*L, D] each
+    void *ln1, *att;             // [B*L, D] each
+    void *qkv;                   // q|k|v: fused [B*L, 3D], else 3 blocks [B*L, D]
+    int fused;                   // layout of qkv (1: one GEMM, column slices)
     void *mid, *ln2;             // [B*L, D]: x + attention branch, its norm
     void *h, *g;                 // [B*L, F]: fc1 output, quick_gelu(h)
     float *m1, *r1, *m2, *r2;    // [B*L] norm statistics

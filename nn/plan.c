@@ -6,9 +6,9 @@
 //     h1 [BHW, cin] + c1, h2 [BHW, cout] + SiLU(temb) [B, temb]        (e each)
 //     + GroupNorm stats 2 x 2 x [B, G]                                    (f32)
 //   Transformer2D (C, N = h*w tokens, Nc context), nn/transformer2d.h T2DSaved:
-//     gn, h0..h3, l1..l3, q1, k1, v1, o1, q2, o2  = 16 x [B N, C]
-//     p [B N, 8C], g [B N, 4C]                    = 12 x [B N, C]
-//     k2, v2 [B Nc, C]                                                    (e each)
+//     gn, h0..h3, l1..l3, qkv1 [B N, 3C], o1, q2, o2  = 16 x [B N, C]
+//     p [B N, 8C], g [B N, 4C]                        = 12 x [B N, C]
+//     kv2 [B Nc, 2C]                                                      (e each)
 //     LayerNorm stats 6 x [B N] + attention lse 2 x [B, heads, N]         (f32)
 //     (attention keeps lse, not the N x N probabilities: flash-style kernels)
 //   UNet (nn/unet.h UNetSaved / UNetBlockSaved): time embedding 4 x [B, temb],

@@ -5,7 +5,10 @@
 #include <stdio.h>
 
 #include "../kernels/common.h"
+#include "fused_linear.h"
 
+// to_q, to_k, to_v registered in a row, so attn1's q/k/v and attn2's k/v can
+// run as one GEMM (fused_linear.h); to_out.0 after them.
 static void attention_add(Attention *a, ParamTable *t, const char *prefix, int C, int kv_dim) {
     char p[PARAM_NAME_MAX];
     snprintf(p, sizeof p, "%s.to_q", prefix);
@@ -38,14 +41,26 @@ void t2d_add(Transformer2D *m, ParamTable *t, const char *prefix, int C, int hea
 #undef SUB
 }
 
-// Heads view of contiguous q [B, Nq, C], k, v [B, Nk, C], o [B, Nq, C].
-static AttnShape attn_shape(int B, int heads, int Nq, int Nk, int C) {
+// attn1's q, k, v and attn2's k, v: runs over one input (fused_linear.h).
+static LinearRun qkv_run(const Attention *a) { return (LinearRun){{&a->q, &a->k, &a->v}, 3}; }
+static LinearRun kv_run(const Attention *a) { return (LinearRun){{&a->k, &a->v}, 2}; }
+
+// Heads view of q [B, Nq, C] with rows q_st apart, k, v [B, Nk, C] with rows
+// kv_st apart (C: separate buffers; 3C / 2C: column slices of a fused
+// projection), contiguous o [B, Nq, C].
+static AttnShape attn_shape(int B, int heads, int Nq, int Nk, int C, long q_st, long kv_st) {
     AttnShape s = {B, heads, Nq, Nk, C / heads, 0};
-    s.q_sb = s.o_sb = (long)Nq * C;
-    s.k_sb = s.v_sb = (long)Nk * C;
-    s.q_st = s.k_st = s.v_st = s.o_st = C;
+    s.q_sb = Nq * q_st;
+    s.k_sb = s.v_sb = Nk * kv_st;
+    s.o_sb = (long)Nq * C;
+    s.q_st = q_st;
+    s.k_st = s.v_st = kv_st;
+    s.o_st = C;
     return s;
 }
+
+// Output j of a run's buffer of M rows.
+#define VIEW(buf, run, fused, j, M) linear_run_ptr(c, (void *)(buf), &(run), (fused), (j), (M))
 
 #define PUSH(p, n) \
     if (!((p) = nn_push(c, (n)))) return -1
@@ -70,16 +85,16 @@ int t2d_f(const Ctx *c, const Weights *W, const Transformer2D *m, void *y, const
     PUSHF(s.lm1, N);
     PUSHF(s.lr1, N);
     TRY(layernorm_f(c, W, &m->ln1, s.l1, s.lm1, s.lr1, s.h0, N));
-    PUSH(s.q1, n);
-    PUSH(s.k1, n);
-    PUSH(s.v1, n);
+    const LinearRun r1 = qkv_run(&m->attn1);
+    s.fused1 = linear_run_fusable(W, &r1);
+    PUSH(s.qkv1, 3 * n);  // [B*HW, 3C] (fused) or 3 x [B*HW, C]
     PUSH(s.o1, n);
     PUSHF(s.lse1, nlse);
-    TRY(linear_f(c, W, &m->attn1.q, s.q1, s.l1, N));
-    TRY(linear_f(c, W, &m->attn1.k, s.k1, s.l1, N));
-    TRY(linear_f(c, W, &m->attn1.v, s.v1, s.l1, N));
-    AttnShape a1 = attn_shape(B, m->heads, HW, HW, C);
-    OP(c, attention_fwd, s.o1, s.lse1, s.q1, s.k1, s.v1, &a1);
+    TRY(linear_run_f(c, W, &r1, s.fused1, s.qkv1, s.l1, N));
+    const long st1 = linear_run_stride(&r1, s.fused1);
+    AttnShape a1 = attn_shape(B, m->heads, HW, HW, C, st1, st1);
+    OP(c, attention_fwd, s.o1, s.lse1, VIEW(s.qkv1, r1, s.fused1, 0, N), VIEW(s.qkv1, r1, s.fused1, 1, N),
+       VIEW(s.qkv1, r1, s.fused1, 2, N), &a1);
     PUSH(s.h1, n);
     TRY(linear_f(c, W, &m->attn1.out, s.h1, s.o1, N));
     OP(c, add_fwd, s.h1, s.h1, s.h0, n);
@@ -88,16 +103,17 @@ int t2d_f(const Ctx *c, const Weights *W, const Transformer2D *m, void *y, const
     PUSHF(s.lm2, N);
     PUSHF(s.lr2, N);
     TRY(layernorm_f(c, W, &m->ln2, s.l2, s.lm2, s.lr2, s.h1, N));
+    const LinearRun r2 = kv_run(&m->attn2);  // to_q reads the image tokens, to_k / to_v the context
+    s.fused2 = linear_run_fusable(W, &r2);
     PUSH(s.q2, n);
-    PUSH(s.k2, (size_t)B * Nc * C);  // [B, Nc, C]
-    PUSH(s.v2, (size_t)B * Nc * C);
+    PUSH(s.kv2, 2 * (size_t)B * Nc * C);  // [B*Nc, 2C] (fused) or 2 x [B*Nc, C]
     PUSH(s.o2, n);
     PUSHF(s.lse2, nlse);
     TRY(linear_f(c, W, &m->attn2.q, s.q2, s.l2, N));
-    TRY(linear_f(c, W, &m->attn2.k, s.k2, ctx, B * Nc));
-    TRY(linear_f(c, W, &m->attn2.v, s.v2, ctx, B * Nc));
-    AttnShape a2 = attn_shape(B, m->heads, HW, Nc, C);
-    OP(c, attention_fwd, s.o2, s.lse2, s.q2, s.k2, s.v2, &a2);
+    TRY(linear_run_f(c, W, &r2, s.fused2, s.kv2, ctx, B * Nc));
+    AttnShape a2 = attn_shape(B, m->heads, HW, Nc, C, C, linear_run_stride(&r2, s.fused2));
+    OP(c, attention_fwd, s.o2, s.lse2, s.q2, VIEW(s.kv2, r2, s.fused2, 0, B * Nc),
+       VIEW(s.kv2, r2, s.fused2, 1, B * Nc), &a2);
     PUSH(s.h2, n);
     TRY(linear_f(c, W, &m->attn2.out, s.h2, s.o2, N));
     OP(c, add_fwd, s.h2, s.h2, s.h1, n);
@@ -147,35 +163,37 @@ int t2d_b(const Ctx *c, const Weights *W, const Transformer2D *m, void *dx, void
         TRY(layernorm_b(c, W, &m->ln3, dh, dl, s->h2, s->lm3, s->lr3, N));
         arena_reset(c->grad, top);
     }
-    {  // cross-attention
-        void *dout, *dq, *dk, *dv, *dl;
+    {  // cross-attention; dkv has the layout of kv2 (the attention backward adds: zeroed)
+        const LinearRun r2 = kv_run(&m->attn2);
+        const int f = s->fused2, M = B * Nc;
+        void *dout, *dq, *dkv, *dl;
         GPUSH(dout, n);
         TRY(linear_b(c, W, &m->attn2.out, dout, dh, s->o2, N));
         GPUSH(dq, n);
-        GPUSH(dk, nc);
-        GPUSH(dv, nc);
-        AttnShape a2 = attn_shape(B, m->heads, HW, Nc, C);
-        OP(c, attention_bwd, dq, dk, dv, dout, s->q2, s->k2, s->v2, s->o2, s->lse2, &a2);
+        GPUSH(dkv, 2 * nc);  // [B*Nc, 2C] or 2 x [B*Nc, C]
+        AttnShape a2 = attn_shape(B, m->heads, HW, Nc, C, C, linear_run_stride(&r2, f));
+        OP(c, attention_bwd, dq, VIEW(dkv, r2, f, 0, M), VIEW(dkv, r2, f, 1, M), dout, s->q2,
+           VIEW(s->kv2, r2, f, 0, M), VIEW(s->kv2, r2, f, 1, M), s->o2, s->lse2, &a2);
         GPUSH(dl, n);
         TRY(linear_b(c, W, &m->attn2.q, dl, dq, s->l2, N));
-        TRY(linear_b(c, W, &m->attn2.k, dctx, dk, s->ctx, B * Nc));
-        TRY(linear_b(c, W, &m->attn2.v, dctx, dv, s->ctx, B * Nc));
+        TRY(linear_run_b(c, W, &r2, f, dctx, dkv, s->ctx, M));
         TRY(layernorm_b(c, W, &m->ln2, dh, dl, s->h1, s->lm2, s->lr2, N));
         arena_reset(c->grad, top);
     }
-    {  // self-attention
-        void *dout, *dq, *dk, *dv, *dl;
+    {  // self-attention; dqkv has the layout of qkv1 (zeroed: the attention backward adds)
+        const LinearRun r1 = qkv_run(&m->attn1);
+        const int f = s->fused1;
+        const long st = linear_run_stride(&r1, f);
+        void *dout, *dqkv, *dl;
         GPUSH(dout, n);
         TRY(linear_b(c, W, &m->attn1.out, dout, dh, s->o1, N));
-        GPUSH(dq, n);
-        GPUSH(dk, n);
-        GPUSH(dv, n);
-        AttnShape a1 = attn_shape(B, m->heads, HW, HW, C);
-        OP(c, attention_bwd, dq, dk, dv, dout, s->q1, s->k1, s->v1, s->o1, s->lse1, &a1);
+        GPUSH(dqkv, 3 * n);  // [B*HW, 3C] or 3 x [B*HW, C]
+        AttnShape a1 = attn_shape(B, m->heads, HW, HW, C, st, st);
+        OP(c, attention_bwd, VIEW(dqkv, r1, f, 0, N), VIEW(dqkv, r1, f, 1, N), VIEW(dqkv, r1, f, 2, N), dout,
+           VIEW(s->qkv1, r1, f, 0, N), VIEW(s->qkv1, r1, f, 1, N), VIEW(s->qkv1, r1, f, 2, N), s->o1, s->lse1,
+           &a1);
         GPUSH(dl, n);
-        TRY(linear_b(c, W, &m->attn1.q, dl, dq, s->l1, N));
-        TRY(linear_b(c, W, &m->attn1.k, dl, dk, s->l1, N));
-        TRY(linear_b(c, W, &m->attn1.v, dl, dv, s->l1, N));
+        TRY(linear_run_b(c, W, &r1, f, dl, dqkv, s->l1, N));  // one GEMM pair for dX and the stacked dW
         TRY(layernorm_b(c, W, &m->ln1, dh, dl, s->h0, s->lm1, s->lr1, N));
         arena_reset(c->grad, top);
     }

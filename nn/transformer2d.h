@@ -9,7 +9,11 @@
 //
 // Attention: to_q/to_k/to_v without bias, to_out.0 with bias, `heads` heads
 // of C/heads channels (head i = channels [i*d, (i+1)*d)), run by the backend
-// attention op on strided views of the projection outputs. LayerNorm eps 1e-5.
+// attention op on strided views of the projection outputs: attn1's q/k/v are
+// one GEMM into [B*HW, 3C] and attn2's k/v one GEMM over the context into
+// [B*Nc, 2C] when their weights are stacked in memory (nn/fused_linear.h;
+// true for the table t2d_add builds whenever C*C and C*ctx_dim are multiples
+// of 64, e.g. every SD1.5 width), else separate GEMMs. LayerNorm eps 1e-5.
 // Keys under prefix: norm.*, proj_in.*, proj_out.*, transformer_blocks.0.{norm1,
 // norm2, norm3, attn1.*, attn2.*, ff.net.0.proj.*, ff.net.2.*}.
 #pragma once
@@ -37,11 +41,13 @@ typedef struct {
     void *h0, *h1, *h2, *h3;     // residual stream after proj_in / attn1 / attn2 / ff [B, HW, C]
     void *l1, *l2, *l3;          // LayerNorm outputs [B, HW, C]
     float *lm1, *lr1, *lm2, *lr2, *lm3, *lr3;  // their stats [B*HW]
-    void *q1, *k1, *v1, *o1;     // self-attention [B, HW, C]
+    void *qkv1;                  // self-attention q|k|v: fused [B*HW, 3C], else 3 blocks [B*HW, C]
+    void *o1;                    // self-attention output [B, HW, C]
     float *lse1;                 // [B, heads, HW]
     void *q2, *o2;               // cross-attention queries / output [B, HW, C]
-    void *k2, *v2;               // cross-attention keys / values [B, Nc, C]
+    void *kv2;                   // cross-attention k|v: fused [B*Nc, 2C], else 2 blocks [B*Nc, C]
     float *lse2;                 // [B, heads, HW]
+    int fused1, fused2;          // layout of qkv1 / kv2 (1: one GEMM, column slices)
     void *p, *g;                 // FF projection [B, HW, 8C], GEGLU output [B, HW, 4C]
 } T2DSaved;
 

@@ -9,6 +9,10 @@
 //
 // Keys under prefix: group_norm.*, to_q.*, to_k.*, to_v.*, to_out.0.* (the
 // new diffusers names; vae.c maps the old query/key/value/proj_attn names).
+// q/k/v are one GEMM into [B*HW, 3C] when their weights and biases are
+// stacked in memory (nn/fused_linear.h): vae_attention_add registers the three
+// weights in a row, then the three biases, so that holds whenever C is a
+// multiple of 64 (SD1.5: 512); otherwise three GEMMs.
 #pragma once
 #include "layers.h"
 
@@ -25,7 +29,8 @@ typedef struct {
     int B, HW;
     void *n;           // group_norm(x) [B, HW, C]
     float *mean, *rstd;  // [B, G]
-    void *q, *k, *v;   // [B, HW, C] each
+    void *qkv;         // q|k|v: fused [B*HW, 3C], else 3 blocks [B*HW, C]
+    int fused;         // layout of qkv (1: one GEMM, column slices)
     void *o;           // attention output [B, HW, C]
     float *lse;        // [B, 1, HW]
 } VaeAttnSaved;

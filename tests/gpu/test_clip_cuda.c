@@ -10,8 +10,8 @@
 //    through ~15 chained ops per layer, so errors of a few 2^-8 of max|ref|
 //    are expected: 3e-2 on outputs and gradients.
 // The k_proj bias gradient is exactly zero in exact arithmetic (softmax
-// ignores a per-row constant), so it is compared on the scale of the k_proj
-// weight gradient.
+// ignores a per-row constant), so it is compared on the scale of the same
+// layer's k_proj weight gradient.
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,10 +56,12 @@ static void *ld(const SafeTensors *st, const char *name, size_t n, int i32) {
     return p;
 }
 
-static int is_k_bias(const char *name) {
-    size_t n = strlen(name);
-    return n >= 11 && strcmp(name + n - 11, "k_proj.bias") == 0;
+static int ends_with(const char *name, const char *tail) {
+    size_t n = strlen(name), k = strlen(tail);
+    return n >= k && strcmp(name + n - k, tail) == 0;
 }
+static int is_k_bias(const char *name) { return ends_with(name, "k_proj.bias"); }
+static int is_k_weight(const char *name) { return ends_with(name, "k_proj.weight"); }
 
 // Loads tiny_s0 on backend be in dtype dt (host weights rounded through
 // bf16 first when `round`), runs forward + backward with the ID injection,
@@ -126,12 +128,12 @@ static void compare(const char *tag, const Result *g, const Result *c, double to
     ParamTable t;
     params_init(&t);
     CHECK(clip_config_read(&cfg, TINY "config.json") == 0 && clip_add(&m, &t, &cfg) == 0);
-    double prev = 0;
+    double kscale = 0;  // max|ref| of this layer's k_proj weight gradient (registered before the biases)
     for (int i = 0; i < t.count; i++) {
         const ParamEntry *e = &t.entries[i];
         snprintf(what, sizeof what, "%s grad %s", tag, e->name);
-        expect_scaled(what, g->grad + e->offset, c->grad + e->offset, e->numel, tol, is_k_bias(e->name) ? prev : 0);
-        prev = max_abs(c->grad + e->offset, e->numel);
+        expect_scaled(what, g->grad + e->offset, c->grad + e->offset, e->numel, tol, is_k_bias(e->name) ? kscale : 0);
+        if (is_k_weight(e->name)) kscale = max_abs(c->grad + e->offset, e->numel);
     }
     params_free(&t);
 }
