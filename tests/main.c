@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,6 +163,10 @@ int test_run(const char *env, const char *args, char **out, char **err) {
 
 int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
+    // Scratch files of the tests go under build/tmp/ of this checkout (tests run from the
+    // repository root), so two checkouts' suites on one machine never share a path.
+    mkdir("build", 0755);
+    mkdir("build/tmp", 0755);
     int passed = 0, failed = 0;
     for (int i = 0; i < g_ntests; i++) {
         if (filter && !strstr(g_tests[i].name, filter)) continue;

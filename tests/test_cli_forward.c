@@ -32,7 +32,7 @@ static void expect_error(const char *args, int want_rc, const char *needle) {
     free(err);
 }
 
-#define DIR "/tmp/a2f_fwd_test"
+#define DIR "build/tmp/a2f_fwd_test"
 static const char *k_cfg = "{\"in_dim\": 8, \"hidden_dims\": [16, 12], \"activation\": \"gelu\", \"num_tokens\": 3, "
                            "\"token_dim\": 4, \"final_layer_norm\": true, \"normalize_input\": true}";
 

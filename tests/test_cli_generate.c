@@ -30,7 +30,7 @@
 
 #define DEMO "assets/demo"
 #define MODEL_ARGS "--model " DEMO "/model --base " DEMO "/base --tokenizer assets/tokenizer"
-#define TMP "/tmp/a2f_gen_test"
+#define TMP "build/tmp/a2f_gen_test"
 
 static int exists(const char *p) {
     struct stat s;

@@ -75,7 +75,7 @@ TEST(embed_npy_files) {
     // Round trips through our writers (.npy and safetensors).
     float w[ID_DIM], r[ID_DIM];
     for (int i = 0; i < ID_DIM; i++) w[i] = (float)i / 7.0f - 30.0f;
-    const char *outs[2] = {"/tmp/a2f_test_embed.npy", "/tmp/a2f_test_embed.safetensors"};
+    const char *outs[2] = {"build/tmp/a2f_test_embed.npy", "build/tmp/a2f_test_embed.safetensors"};
     for (int k = 0; k < 2; k++) {
         EXPECT(embed_write_vector(outs[k], w) == 0, "write %s: %s", outs[k], a2f_last_error());
         EXPECT(embed_read_vector(outs[k], r) == 0 && memcmp(r, w, sizeof w) == 0, "%s round trip", outs[k]);
@@ -85,8 +85,8 @@ TEST(embed_npy_files) {
     // further, for in-place growth; readers accept either).
     int64_t shape[2] = {1, 3};
     float three[3] = {1, 2, 3};
-    EXPECT(npy_write_f32("/tmp/a2f_test_embed2.npy", three, 2, shape) == 0, "write 1x3");
-    FILE *f = fopen("/tmp/a2f_test_embed2.npy", "rb");
+    EXPECT(npy_write_f32("build/tmp/a2f_test_embed2.npy", three, 2, shape) == 0, "write 1x3");
+    FILE *f = fopen("build/tmp/a2f_test_embed2.npy", "rb");
     char buf[300] = {0};
     size_t got = f ? fread(buf, 1, sizeof buf, f) : 0;
     if (f) fclose(f);
@@ -94,7 +94,7 @@ TEST(embed_npy_files) {
     EXPECT(got == 10 + hl + 12 && (10 + hl) % 64 == 0 && buf[10 + hl - 1] == '\n' &&
                !memcmp(buf + 10, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 3), }", 59),
            "numpy-format header");
-    unlink("/tmp/a2f_test_embed2.npy");
+    unlink("build/tmp/a2f_test_embed2.npy");
     fx_close(fx);
 }
 
@@ -175,12 +175,12 @@ TEST(embed_npy_malformed) {
     EXPECT(accepted == 0, "%d truncations accepted", accepted);
     // A valid .npy of the wrong shape is not an embedding.
     n = make_npy(buf, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 256), }", 1, 2048);
-    FILE *f = fopen("/tmp/a2f_test_embed_shape.npy", "wb");
+    FILE *f = fopen("build/tmp/a2f_test_embed_shape.npy", "wb");
     if (f) fwrite(buf, 1, n, f), fclose(f);
     float v[ID_DIM];
-    EXPECT(embed_read_vector("/tmp/a2f_test_embed_shape.npy", v) != 0 && strstr(a2f_last_error(), "(512,)"),
+    EXPECT(embed_read_vector("build/tmp/a2f_test_embed_shape.npy", v) != 0 && strstr(a2f_last_error(), "(512,)"),
            "shape (2, 256) rejected: %s", a2f_last_error());
-    unlink("/tmp/a2f_test_embed_shape.npy");
+    unlink("build/tmp/a2f_test_embed_shape.npy");
 }
 
 // ------------------------------------------------------------------ vectors
@@ -256,16 +256,16 @@ TEST(embed_crop_vs_torch) {
     if (mean) EXPECT(max_abs_diff(out, mean, ID_DIM) <= 1e-5, "two crops: error %.3g", max_abs_diff(out, mean, ID_DIM));
     // A crop plus an embedding file (of crop b) gives the same.
     if (nb) {
-        EXPECT(embed_write_vector("/tmp/a2f_test_embed_b.npy", nb) == 0, "write");
-        const char *mixed[2] = {pa, "/tmp/a2f_test_embed_b.npy"};
+        EXPECT(embed_write_vector("build/tmp/a2f_test_embed_b.npy", nb) == 0, "write");
+        const char *mixed[2] = {pa, "build/tmp/a2f_test_embed_b.npy"};
         EXPECT(embed_sources(&e, mixed, 2, EMBED_CROP, -1, out, NULL) == 0, "mixed: %s", a2f_last_error());
         if (mean)
             EXPECT(max_abs_diff(out, mean, ID_DIM) <= 1e-5, "crop + .npy: error %.3g", max_abs_diff(out, mean, ID_DIM));
         // Files alone need no recognizer.
-        const char *files[1] = {"/tmp/a2f_test_embed_b.npy"};
+        const char *files[1] = {"build/tmp/a2f_test_embed_b.npy"};
         EXPECT(embed_sources(NULL, files, 1, EMBED_PHOTO, -1, out, NULL) == 0 && max_abs_diff(out, nb, ID_DIM) <= 1e-7,
                "file only");
-        unlink("/tmp/a2f_test_embed_b.npy");
+        unlink("build/tmp/a2f_test_embed_b.npy");
     }
     // Errors name the file: a photo without a detector; a crop of the wrong size.
     char photo[512];
@@ -326,7 +326,7 @@ TEST(embed_photo_detector_path) {
     char wp[512], pp[512];
     epath(wp, sizeof wp, "tiny_arcface.safetensors");
     epath(pp, sizeof pp, "../align/photo.png");
-    const char *none = "/tmp/a2f_test_scrfd_none.safetensors", *all = "/tmp/a2f_test_scrfd_all.safetensors";
+    const char *none = "build/tmp/a2f_test_scrfd_none.safetensors", *all = "build/tmp/a2f_test_scrfd_all.safetensors";
     if (write_tiny_scrfd(none, -30.0f) || write_tiny_scrfd(all, 30.0f)) {
         test_fail(__FILE__, __LINE__, "tiny SCRFD: %s", a2f_last_error());
         return;
@@ -406,12 +406,12 @@ TEST(embed_cli) {
     float v[ID_DIM];
 
     // Two crops -> .npy file = the mean of the normalised vectors.
-    snprintf(args, sizeof args, "embed --crop %s %s --arcface %s --out /tmp/a2f_cli_emb.npy --quiet", a, b, w);
+    snprintf(args, sizeof args, "embed --crop %s %s --arcface %s --out build/tmp/a2f_cli_emb.npy --quiet", a, b, w);
     int rc = test_run(NULL, args, &out, &err);
     EXPECT(rc == 0 && strstr(out, "wrote"), "embed --out: rc %d, %s%s", rc, out, err);
-    EXPECT(embed_read_vector("/tmp/a2f_cli_emb.npy", v) == 0 && mean && max_abs_diff(v, mean, ID_DIM) <= 1e-5,
+    EXPECT(embed_read_vector("build/tmp/a2f_cli_emb.npy", v) == 0 && mean && max_abs_diff(v, mean, ID_DIM) <= 1e-5,
            "embed --out vector = torch mean");
-    unlink("/tmp/a2f_cli_emb.npy");
+    unlink("build/tmp/a2f_cli_emb.npy");
     free(out), free(err);
 
     // One crop printed: 512 numbers on one line, = torch's normalised vector.
@@ -440,7 +440,7 @@ TEST(embed_cli) {
 
     // Detector path through the CLI: no face -> one error line naming the photo;
     // eval-id against an embedding file with a detector that finds faces.
-    const char *none = "/tmp/a2f_cli_scrfd_none.safetensors", *all = "/tmp/a2f_cli_scrfd_all.safetensors";
+    const char *none = "build/tmp/a2f_cli_scrfd_none.safetensors", *all = "build/tmp/a2f_cli_scrfd_all.safetensors";
     if (write_tiny_scrfd(none, -30.0f) || write_tiny_scrfd(all, 30.0f)) {
         test_fail(__FILE__, __LINE__, "tiny SCRFD: %s", a2f_last_error());
         fx_close(fx);
@@ -451,8 +451,8 @@ TEST(embed_cli) {
     EXPECT(rc == 1 && out[0] == 0 && one_error_line(err, "no face found") && strstr(err, photo), "no face: rc %d %s",
            rc, err);
     free(out), free(err);
-    if (na) embed_write_vector("/tmp/a2f_cli_id.safetensors", na);
-    snprintf(args, sizeof args, "eval-id --identity /tmp/a2f_cli_id.safetensors %s --arcface %s --detector %s", photo,
+    if (na) embed_write_vector("build/tmp/a2f_cli_id.safetensors", na);
+    snprintf(args, sizeof args, "eval-id --identity build/tmp/a2f_cli_id.safetensors %s --arcface %s --detector %s", photo,
              w, all);
     rc = test_run(NULL, args, &out, &err);
     double c = 2, m = 3;
@@ -461,7 +461,7 @@ TEST(embed_cli) {
     EXPECT(rc == 0 && ok && fabs(c - m) < 1e-4 && c >= -1 && c <= 1 && !strcmp(path, photo),
            "eval-id: rc %d, stdout '%s', stderr '%s'", rc, out, err);
     free(out), free(err);
-    unlink("/tmp/a2f_cli_id.safetensors");
+    unlink("build/tmp/a2f_cli_id.safetensors");
     unlink(none);
     unlink(all);
     fx_close(fx);

@@ -90,7 +90,7 @@ TEST(image_png_roundtrip) {
             im.px[i] = (uint8_t)s;
         }
         char path[64];
-        snprintf(path, sizeof path, "/tmp/a2f_test_image_%d_%d.png", (int)getpid(), c);
+        snprintf(path, sizeof path, "build/tmp/a2f_test_image_%d_%d.png", (int)getpid(), c);
         EXPECT(image_save_png(&im, path) == 0, "save: %s", a2f_last_error());
         char tmp[80];
         snprintf(tmp, sizeof tmp, "%s.tmp", path);

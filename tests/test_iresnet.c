@@ -82,7 +82,7 @@ static double check_grads(Fixture *fx, const Weights *W, const char *tag) {
     g.master = NULL;
     g.grad = NULL;
     g.dt = DT_F32;
-    char path[] = "/tmp/a2f_iresnet_grads_XXXXXX";
+    char path[] = "build/tmp/a2f_iresnet_grads_XXXXXX";
     int fd = mkstemp(path);
     close(fd);
     double worst = 0, S = 0;  // S: largest reference parameter gradient
@@ -274,7 +274,7 @@ TEST(iresnet_load_upstream_state_dict) {
     IResNetConfig cfg = case_config(k);
     IResNet m, m2;
     Weights W = {0}, W2 = {0}, Wb = {0};
-    char path[] = "/tmp/a2f_iresnet_sd_XXXXXX";
+    char path[] = "build/tmp/a2f_iresnet_sd_XXXXXX";
     close(mkstemp(path));
     EXPECT(write_state_dict("tests/fixtures/iresnet/irse_s0.safetensors", path) == 0, "%s", a2f_last_error());
     SafeTensors st;
@@ -311,7 +311,7 @@ TEST(iresnet_load_upstream_state_dict) {
     EXPECT(iresnet_load(&mbad, &Wbad, path) != 0, "accepted a mismatched file");
     const char *e = a2f_last_error();
     EXPECT(strstr(e, "mis-shaped") && strstr(e, "body.4") && !strchr(e, '\n'), "error: %s", e);
-    EXPECT(iresnet_load(&mbad, &Wbad, "/tmp/a2f_no_such_iresnet.safetensors") != 0 &&
+    EXPECT(iresnet_load(&mbad, &Wbad, "build/tmp/a2f_no_such_iresnet.safetensors") != 0 &&
                strstr(a2f_last_error(), "a2f_no_such_iresnet"),
            "missing file: %s", a2f_last_error());
     unlink(path);

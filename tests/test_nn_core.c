@@ -74,7 +74,7 @@ TEST(nn_load_forward_backward_matches_torch) {
     g.w = m.w.grad;
     g.master = NULL;
     g.dt = DT_F32;
-    char path[] = "/tmp/a2f_grads_XXXXXX";
+    char path[] = "build/tmp/a2f_grads_XXXXXX";
     int fd = mkstemp(path);
     close(fd);
     EXPECT(weights_save(&g, path, DT_F32) == 0, "save grads: %s", a2f_last_error());
@@ -107,7 +107,7 @@ TEST(nn_save_roundtrip_pytorch_layout) {
     const char *files[] = {CORE};
     EXPECT(weights_alloc(&m.w, cpu_backend(), DT_F32, 0) == 0 && weights_load(&m.w, files, 1, skip_io) == 0, "%s",
            a2f_last_error());
-    char path[] = "/tmp/a2f_save_XXXXXX";
+    char path[] = "build/tmp/a2f_save_XXXXXX";
     close(mkstemp(path));
     EXPECT(weights_save(&m.w, path, DT_F32) == 0, "save: %s", a2f_last_error());
     SafeTensors a, b;

@@ -260,7 +260,7 @@ TEST(safetensors_malformed_rejected) {
 
 TEST(safetensors_writer_roundtrip) {
     char path[128];
-    snprintf(path, sizeof path, "/tmp/a2f_st_rt_%d.safetensors", (int)getpid());
+    snprintf(path, sizeof path, "build/tmp/a2f_st_rt_%d.safetensors", (int)getpid());
     uint64_t rng = 7;
     float w[3 * 7];  // F32 [3, 7]
     test_fill_normal(w, 21, 1.0f, &rng);
@@ -333,7 +333,7 @@ TEST(safetensors_writer_matches_python_bytes) {
             continue;
         }
         char out[128];
-        snprintf(out, sizeof out, "/tmp/a2f_st_ref_%d_%d.safetensors", (int)getpid(), r);
+        snprintf(out, sizeof out, "build/tmp/a2f_st_ref_%d_%d.safetensors", (int)getpid(), r);
         StWriter *w = st_writer_begin(out);
         for (int i = st_count(&st) - 1; i >= 0; i--) {  // reverse file order: the writer must sort
             const StTensor *t = st_tensor(&st, i);
@@ -355,18 +355,18 @@ TEST(safetensors_writer_matches_python_bytes) {
 
 TEST(safetensors_writer_atomic_and_errors) {
     // Into a directory that does not exist: fails, names the path, leaves nothing.
-    const char *bad = "/tmp/a2f_no_such_dir_st/x.safetensors";
+    const char *bad = "build/tmp/a2f_no_such_dir_st/x.safetensors";
     float v[2] = {1, 2};
     int64_t s2[] = {2}, neg[] = {-1};
     StWriter *w = st_writer_begin(bad);
     st_writer_add(w, "v", ST_F32, 1, s2, v);
     EXPECT(st_writer_finish(w) == -1, "write into missing dir succeeded");
     EXPECT(strstr(a2f_last_error(), bad), "error: %s", a2f_last_error());
-    EXPECT(!file_exists(bad) && !file_exists("/tmp/a2f_no_such_dir_st/x.safetensors.tmp"), "file left");
+    EXPECT(!file_exists(bad) && !file_exists("build/tmp/a2f_no_such_dir_st/x.safetensors.tmp"), "file left");
 
     // A failed write keeps the old file intact (and leaves no .tmp).
     char path[128], tmp[160];
-    snprintf(path, sizeof path, "/tmp/a2f_st_atomic_%d.safetensors", (int)getpid());
+    snprintf(path, sizeof path, "build/tmp/a2f_st_atomic_%d.safetensors", (int)getpid());
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     w = st_writer_begin(path);
     st_writer_add(w, "v", ST_F32, 1, s2, v);
@@ -423,7 +423,7 @@ TEST(safetensors_mutation_fuzz) {
     uint8_t *buf = xmalloc(n0 + 64);
     int accepted = 0, iters = 4000;
     char path[128];
-    snprintf(path, sizeof path, "/tmp/a2f_st_mut_%d.safetensors", (int)getpid());
+    snprintf(path, sizeof path, "build/tmp/a2f_st_mut_%d.safetensors", (int)getpid());
     for (int it = 0; it < iters; it++) {
         size_t n = n0;
         memcpy(buf, orig, n0);

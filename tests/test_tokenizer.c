@@ -194,8 +194,8 @@ static void expect_rejected(const char *vocab, const char *merges, const char *b
 
 TEST(tokenizer_rejects_malformed_files) {
     char v[64], m[64];
-    snprintf(v, sizeof v, "/tmp/a2f_tok_vocab_%d.json", (int)getpid());
-    snprintf(m, sizeof m, "/tmp/a2f_tok_merges_%d.txt", (int)getpid());
+    snprintf(v, sizeof v, "build/tmp/a2f_tok_vocab_%d.json", (int)getpid());
+    snprintf(m, sizeof m, "build/tmp/a2f_tok_merges_%d.txt", (int)getpid());
     size_t vlen = 0, mlen = 0;
     char *vocab = slurp(VOCAB, &vlen), *merges = slurp(MERGES, &mlen);
     EXPECT(vocab && merges, "cannot read the bundled files");

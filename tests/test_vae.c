@@ -63,7 +63,7 @@ static void check_param_grads(Fixture *fx, const Weights *W, const char *io, con
     g.w = W->grad;
     g.master = NULL;
     g.dt = DT_F32;
-    char path[] = "/tmp/a2f_vae_grads_XXXXXX";
+    char path[] = "build/tmp/a2f_vae_grads_XXXXXX";
     int fd = mkstemp(path);
     close(fd);
     EXPECT(weights_save(&g, path, DT_F32) == 0, "save grads: %s", a2f_last_error());
@@ -216,7 +216,7 @@ TEST(vae_old_attention_keys) {
            "old names without the key map: %s", a2f_last_error());
     EXPECT(weights_load(&W2, old, 1, vae_keymap) == 0, "old names: %s", a2f_last_error());
     EXPECT(W.t.total == W2.t.total && memcmp(W.w, W2.w, W.t.total * 4) == 0, "old-name file loads other values");
-    char path[] = "/tmp/a2f_vae_save_XXXXXX";
+    char path[] = "build/tmp/a2f_vae_save_XXXXXX";
     close(mkstemp(path));
     EXPECT(weights_save(&W2, path, DT_F32) == 0, "save: %s", a2f_last_error());
     SafeTensors st;
@@ -275,7 +275,7 @@ static void write_file(const char *path, const char *text) {
 
 // Unsupported or broken configs and folders: one clear error line each.
 TEST(vae_config_errors) {
-    char dir[] = "/tmp/a2f_vae_cfg_XXXXXX";
+    char dir[] = "build/tmp/a2f_vae_cfg_XXXXXX";
     CHECK(mkdtemp(dir));
     char path[512];
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -321,7 +321,7 @@ TEST(vae_config_errors) {
     EXPECT(symlink(realpath(DIR "a/diffusion_pytorch_model.safetensors", NULL), wp) == 0, "symlink");
     EXPECT(vae_load_diffusers(&m, &W, dir) != 0 && strstr(a2f_last_error(), "mis-shaped"), "wrong config: %s",
            a2f_last_error());
-    EXPECT(vae_load_diffusers(&m, &W, "/tmp/a2f_no_such_vae") != 0 && strstr(a2f_last_error(), "a2f_no_such_vae"),
+    EXPECT(vae_load_diffusers(&m, &W, "build/tmp/a2f_no_such_vae") != 0 && strstr(a2f_last_error(), "a2f_no_such_vae"),
            "missing folder: %s", a2f_last_error());
     unlink(wp);
     unlink(path);
