@@ -153,8 +153,8 @@ int gemm_core(DType ab, DType c, int ta, int tb, int M, int N, int K, float alph
 }
 
 // ---------------------------------------------------------------------------------
-// Bias: cuBLASLt epilogue, or the fallback C[m, n] = bias[n] then GEMM with beta = 1
-// (the bias is already of type T, so the result is still rounded once).
+// Bias: cuBLASLt epilogue (f32), or the fallback C[m, n] = bias[n] then GEMM with beta = 1
+// (the bias is already of type T, so the result is still rounded once; always for bf16).
 
 template <typename T>
 __global__ void broadcast_rows_kernel(T *__restrict__ C, const T *__restrict__ bias, int M, int N, int ldc) {
@@ -290,7 +290,11 @@ extern "C" int cuda_gemm_bias(DType dt, int ta, int tb, int M, int N, int K, con
     if (dt != DT_F32 && dt != DT_BF16) return (int)cudaErrorInvalidValue;
     if (M < 0 || N < 0 || K < 0) return (int)cudaErrorInvalidValue;
     if (M == 0 || N == 0) return (int)cudaGetLastError();
-    int fallback = !g_use_lt || K == 0;
+    // bf16 with bias: not the cuBLASLt bias epilogue. On an H200 (cuBLAS 13, 2026-11-28) it
+    // rounded the product to bf16 before adding the bias (errors beyond one rounding; exact
+    // zeros where bias ~ -product: tests/gpu/test_gemm_cuda.c, test_linear_conv_cuda.c
+    // failed). The fallback reads the bias through C with beta = 1: one rounding, verified there.
+    int fallback = !g_use_lt || K == 0 || (bias && dt == DT_BF16);
     if (!fallback) {
         int rc = lt_bias(dt, ta, tb, M, N, K, A, lda, B, ldb, bias, C, ldc, s, &fallback);
         if (rc || !fallback) return rc ? rc : (int)cudaGetLastError();

@@ -40,8 +40,9 @@ int cuda_gemm_batched_f32out(DType dt, int ta, int tb, int M, int N, int K, floa
                              long sA, const void *B, int ldb, long sB, float beta, float *C, int ldc, long sC,
                              int batch, cudaStream_t s);
 // C [M, ldc] (dt) = op(A) op(B) + bias[N] (bias of type dt, broadcast over rows; NULL =
-// none), through cuBLASLt's BIAS epilogue (bias added in fp32 before the one rounding).
-// Falls back to cuda_gemm + a bias kernel when cuBLASLt offers no algorithm.
+// none), rounded once: f32 through cuBLASLt's BIAS epilogue; bf16 with a bias by a bias
+// kernel writing C and cuda_gemm with beta = 1 (cuBLASLt's bf16 bias epilogue rounded twice
+// on an H200); also the path when cuBLASLt offers no algorithm.
 int cuda_gemm_bias(DType dt, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb,
                    const void *bias, void *C, int ldc, cudaStream_t s);
 // Tests: 0 forces cuda_gemm_bias onto its fallback path (cuBLAS GEMM + bias kernel),
