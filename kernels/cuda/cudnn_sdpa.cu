@@ -127,41 +127,45 @@ static void g_final(Graph *g, cudnnBackendDescriptor_t d, const char *what) {
     if (!g_failed(g) && d) g_check(g, cudnnBackendFinalize(d), what);
 }
 
+// Points attribute `name` of descriptor d at descriptor x.
+static void g_link(Graph *g, cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t name, cudnnBackendDescriptor_t x,
+                   const char *what) {
+    g_set(g, d, name, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, what);
+}
+
 static void g_free(Graph *g) {
     for (int i = g->nall - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(g->all[i]);
     g->nall = g->nops = 0;
 }
 
-// A 4-d tensor: uid > 0 binds a caller buffer, uid 0 makes a virtual one.
-static cudnnBackendDescriptor_t g_tensor(Graph *g, cudnnDataType_t dt, const int64_t dim[4], const int64_t str[4],
-                                         int64_t uid, const char *what) {
+// A 4-d tensor descriptor of `uid`, virtual or bound in the variant pack, by value (a host scalar) or not.
+static cudnnBackendDescriptor_t g_tensor_desc(Graph *g, cudnnDataType_t dt, const int64_t dim[4],
+                                              const int64_t str[4], int64_t uid, bool virt, bool by_value,
+                                              const char *what) {
     cudnnBackendDescriptor_t t = g_new(g, CUDNN_BACKEND_TENSOR_DESCRIPTOR, what);
-    const bool virt = uid == 0;
-    const int64_t id = virt ? g->next_uid++ : uid, align = 16;
+    const int64_t align = 16;
     g_set(g, t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt, what);
     g_set(g, t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dim, what);
     g_set(g, t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, str, what);
-    g_set(g, t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &id, what);
+    g_set(g, t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid, what);
     g_set(g, t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align, what);
     g_set(g, t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt, what);
+    if (by_value) g_set(g, t, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value, what);
     g_final(g, t, what);
     return t;
 }
 
+// A 4-d tensor: uid > 0 binds a caller buffer, uid 0 makes a virtual one.
+static cudnnBackendDescriptor_t g_tensor(Graph *g, cudnnDataType_t dt, const int64_t dim[4], const int64_t str[4],
+                                         int64_t uid, const char *what) {
+    const bool virt = uid == 0;
+    return g_tensor_desc(g, dt, dim, str, virt ? g->next_uid++ : uid, virt, false, what);
+}
+
 // A float scalar passed by value (the variant pack points at host memory).
 static cudnnBackendDescriptor_t g_scalar(Graph *g, int64_t uid, const char *what) {
-    cudnnBackendDescriptor_t t = g_new(g, CUDNN_BACKEND_TENSOR_DESCRIPTOR, what);
-    const int64_t one[4] = {1, 1, 1, 1}, align = 16;
-    const cudnnDataType_t dt = CUDNN_DATA_FLOAT;
-    const bool by_value = true;
-    g_set(g, t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt, what);
-    g_set(g, t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, one, what);
-    g_set(g, t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, one, what);
-    g_set(g, t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid, what);
-    g_set(g, t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align, what);
-    g_set(g, t, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value, what);
-    g_final(g, t, what);
-    return t;
+    const int64_t one[4] = {1, 1, 1, 1};
+    return g_tensor_desc(g, CUDNN_DATA_FLOAT, one, one, uid, false, true, what);
 }
 
 static void g_op(Graph *g, cudnnBackendDescriptor_t op, const char *what) {
@@ -184,11 +188,11 @@ static void g_pw(Graph *g, cudnnPointwiseMode_t mode, cudnnDataType_t math, cudn
     if (axis >= 0) g_set(g, pw, CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, 1, &axis, what);
     g_final(g, pw, what);
     cudnnBackendDescriptor_t op = g_new(g, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, what);
-    if (b) g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b, what);
-    if (t) g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pw, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x, what);
+    if (b) g_link(g, op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, b, what);
+    if (t) g_link(g, op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, t, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y, what);
     g_op(g, op, what);
 }
 
@@ -201,9 +205,9 @@ static void g_reduce(Graph *g, cudnnReduceTensorOp_t mode, cudnnBackendDescripto
     g_set(g, r, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &f32, what);
     g_final(g, r, what);
     cudnnBackendDescriptor_t op = g_new(g, CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &r, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, r, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, x, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, y, what);
     g_op(g, op, what);
 }
 
@@ -215,18 +219,18 @@ static void g_matmul(Graph *g, cudnnBackendDescriptor_t a, cudnnBackendDescripto
     g_set(g, m, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &f32, what);
     g_final(g, m, what);
     cudnnBackendDescriptor_t op = g_new(g, CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_MATMUL_ADESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &a, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_MATMUL_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &m, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_MATMUL_ADESC, a, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, b, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, c, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_MATMUL_DESC, m, what);
     g_op(g, op, what);
 }
 
 // y = x seen through other dimensions / strides (the transposes of P and dS).
 static void g_reshape(Graph *g, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y, const char *what) {
     cudnnBackendDescriptor_t op = g_new(g, CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, x, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, y, what);
     g_op(g, op, what);
 }
 
@@ -397,12 +401,12 @@ static void build_fwd_unified(Graph *g, const AttnShape *s) {
     const char *what = "SDPA forward operation";
     cudnnBackendDescriptor_t op =
         g_new(g, (cudnnBackendDescriptorType_t)CUDNN_BACKEND_OPERATION_SDPA_FWD_DESCRIPTOR, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_QDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &q, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_KDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &k, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_VDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &v, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_ODESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &o, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_STATSDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &stats, what);
-    g_set(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_SCALEDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &scale, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_QDESC, q, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_KDESC, k, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_VDESC, v, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_ODESC, o, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_STATSDESC, stats, what);
+    g_link(g, op, CUDNN_ATTR_OPERATION_SDPA_FWD_SCALEDESC, scale, what);
     g_op(g, op, what);
 #else
     snprintf(g->err, sizeof g->err, "the SDPA operation needs cuDNN 9.13.1 headers");
@@ -439,10 +443,9 @@ static cudnnBackendDescriptor_t g_plan(Graph *g, cudnnHandle_t handle, cudnnBack
 
     cudnnBackendDescriptor_t heur = g_new(g, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, "heuristics");
     const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
-    g_set(g, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &og, "heuristics");
+    g_link(g, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, og, "heuristics");
     g_set(g, heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode, "heuristics");
-    if (devprop) g_set(g, heur, CUDNN_ATTR_ENGINEHEUR_DEVICEPROP, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &devprop,
-                       "heuristics");
+    if (devprop) g_link(g, heur, CUDNN_ATTR_ENGINEHEUR_DEVICEPROP, devprop, "heuristics");
     g_final(g, heur, "heuristics");
     if (g_failed(g)) return NULL;
 
