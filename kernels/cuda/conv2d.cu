@@ -1,10 +1,12 @@
 // conv2d.cu: NHWC convolution: the dispatcher cuda_conv2d_fwd/bwd (see conv2d.h)
-// over three paths, and the "im2col" path itself.
+// over four paths, and the "im2col" path itself.
 //
 // Paths: "tc" (tensor-core implicit GEMM, conv_tc.cu, bf16 only), "im2col"
 // (below), "cudnn" (cuDNN's legacy convolution API, NHWC, only when built with
-// A2F_HAVE_CUDNN and the padding is symmetric). Policy (cuda_conv2d_force or the
-// A2F_CONV environment variable, auto|tc|im2col|cudnn, default auto):
+// A2F_HAVE_CUDNN and the padding is symmetric), "cudnn-graph" (cuDNN through its
+// graph API, cudnn_conv.cu: any padding; forced only until a GPU has checked it).
+// Policy (cuda_conv2d_force or the A2F_CONV environment variable,
+// auto|tc|im2col|cudnn|cudnn-graph, default auto):
 //   forced: that path where it applies, else tc (bf16) / im2col (f32);
 //   auto under the SIMT emulator: tc for bf16, im2col for f32;
 //   auto on a GPU: the first call for a (shape, dtype, pass, candidate set) runs every
@@ -40,6 +42,7 @@
 #include "gemm.h"
 #include "linear.h"
 #include "conv_tc.h"
+#include "cudnn_conv.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -285,8 +288,8 @@ __global__ void acc_f32_kernel(float *__restrict__ dw, const T *__restrict__ t, 
 }  // namespace
 
 // ---------------------------------------------------------------- cuDNN path
-enum { PATH_TC = 0, PATH_IM2COL = 1, PATH_CUDNN = 2, NPATHS = 3 };
-static const char *const g_path_name[NPATHS] = {"tc", "im2col", "cudnn"};
+enum { PATH_TC = 0, PATH_IM2COL = 1, PATH_CUDNN = 2, PATH_CUDNN_GRAPH = 3, NPATHS = 4 };
+static const char *const g_path_name[NPATHS] = {"tc", "im2col", "cudnn", "cudnn-graph"};
 
 static bool same_shape(const Conv2dShape *a, const Conv2dShape *b) { return memcmp(a, b, sizeof *a) == 0; }
 
@@ -458,7 +461,7 @@ static int parse_path(const char *p) {
 static int policy() {
     if (g_policy == -2) {
         const int p = parse_path(getenv("A2F_CONV"));
-        if (p == -3) fprintf(stderr, "A2F_CONV=%s: unknown (auto|tc|im2col|cudnn); using auto\n", getenv("A2F_CONV"));
+        if (p == -3) fprintf(stderr, "A2F_CONV=%s: unknown (auto|tc|im2col|cudnn|cudnn-graph); using auto\n", getenv("A2F_CONV"));
         g_policy = p == -3 ? -1 : p;
     }
     return g_policy;
@@ -479,6 +482,9 @@ extern "C" int cuda_conv2d_force(const char *path) {
 static bool applies(int path, int which, DType dt, bool has_res, const Conv2dShape *s, bool strict) {
     if (path == PATH_TC) return dt == DT_BF16;
     if (path == PATH_IM2COL) return !(strict && has_res && dt == DT_BF16);
+    // cuDNN through the graph API: forced only, until a GPU run of make test-gpu has
+    // checked its numerics (cuDNN accepts its graphs offline: tests/cudnn/)
+    if (path == PATH_CUDNN_GRAPH) return !strict && cuda_cudnn_conv_available(dt, s, which, nullptr);
     if (!dnn_applies(s)) return false;
     if (!strict) return true;
     if (which == 0) return !(has_res && dt == DT_BF16);
@@ -522,8 +528,9 @@ static int run_path(int path, int which, const ConvCall &c) {
         if (c.res && c.res == c.y) {
             if (!(y = tmp_buffer(bytes))) return (int)cudaErrorMemoryAllocation;
         }
-        int rc = path == PATH_IM2COL ? im2col_fwd(c.dt, y, c.x, c.w, c.bias, s, c.st)
-                                     : dnn_run(0, c.dt, y, c.x, c.w, c.bias, s, c.st);
+        int rc = path == PATH_IM2COL         ? im2col_fwd(c.dt, y, c.x, c.w, c.bias, s, c.st)
+                 : path == PATH_CUDNN_GRAPH ? cuda_cudnn_conv_run(0, c.dt, y, c.x, c.w, c.bias, s, c.st)
+                                            : dnn_run(0, c.dt, y, c.x, c.w, c.bias, s, c.st);
         if (!rc && c.res) rc = y == c.y ? add_residual(c.dt, c.y, c.res, ny, c.st)
                                         : add_residual(c.dt, c.y, y, ny, c.st);  // c.y holds res
         return rc;
@@ -531,10 +538,12 @@ static int run_path(int path, int which, const ConvCall &c) {
     if (which == 1) {
         if (path == PATH_TC) return cuda_conv_tc_bwd_data(c.dx, c.dy, c.w, s, c.st);
         if (path == PATH_IM2COL) return im2col_bwd(c.dt, c.dx, nullptr, c.dy, c.x, c.w, s, c.st);
+        if (path == PATH_CUDNN_GRAPH) return cuda_cudnn_conv_run(1, c.dt, c.dx, c.dy, c.w, nullptr, s, c.st);
         return dnn_run(1, c.dt, c.dx, c.dy, c.w, nullptr, s, c.st);
     }
     if (path == PATH_TC) return cuda_conv_tc_bwd_weight(c.dw, c.dy, c.x, s, c.st);
     if (path == PATH_IM2COL) return im2col_bwd(c.dt, nullptr, c.dw, c.dy, c.x, c.w, s, c.st);
+    if (path == PATH_CUDNN_GRAPH) return cuda_cudnn_conv_run(2, c.dt, c.dw, c.dy, c.x, nullptr, s, c.st);
     return dnn_run(2, c.dt, c.dw, c.dy, c.x, nullptr, s, c.st);
 }
 

@@ -2,10 +2,11 @@
 // mirroring conv2d_fwd / conv2d_bwd of kernels/cpu/ops.h (same Conv2dShape; weights
 // [Cout, KH, KW, Cin]; asymmetric padding; Ho = (H + pt + pb - KH) / sh + 1).
 //
-// Implementation (conv2d.cu): a dispatcher over three paths per shape and pass --
+// Implementation (conv2d.cu): a dispatcher over four paths per shape and pass --
 // "tc" (tensor-core implicit GEMM, conv_tc.h; bf16 only), "im2col" (im2col into a
-// bounded dev_workspace() tile + cuBLAS GEMM) and "cudnn" (when built with
-// A2F_HAVE_CUDNN) -- chosen by cuda_conv2d_force() / A2F_CONV=auto|tc|im2col|cudnn.
+// bounded dev_workspace() tile + cuBLAS GEMM), "cudnn" (cuDNN's legacy API, when built
+// with A2F_HAVE_CUDNN) and "cudnn-graph" (cuDNN's graph API, cudnn_conv.h; forced only)
+// -- chosen by cuda_conv2d_force() / A2F_CONV=auto|tc|im2col|cudnn|cudnn-graph.
 // auto on a GPU times the candidates on the first call of each shape (that call is
 // slower) and caches the winner; under the emulator it is tc (bf16) / im2col (f32).
 // Device pointers; T = dt (DT_F32 or
@@ -33,12 +34,12 @@ int cuda_conv2d_fwd_res(DType dt, void *y, const void *x, const void *w, const v
 // dy [B,Ho,Wo,Cout], x, w (T).
 int cuda_conv2d_bwd(DType dt, void *dx, float *dw, float *dbias, const void *dy, const void *x, const void *w,
                     const Conv2dShape *sh, cudaStream_t s);
-// Path policy: "auto", "tc", "im2col" or "cudnn" (a forced path that cannot run a
+// Path policy: "auto", "tc", "im2col", "cudnn" or "cudnn-graph" (a forced path that cannot run a
 // call falls back to tc for bf16, im2col for f32); NULL = back to the A2F_CONV
 // environment variable (default auto). 0, or -1 for an unknown name.
 int cuda_conv2d_force(const char *path);
 // The path bf16 pass `which` (0 fwd, 1 bwd data, 2 bwd weight) of shape s takes now:
-// "tc", "im2col", "cudnn", or "untimed" (auto on a GPU before the first call).
+// "tc", "im2col", "cudnn", "cudnn-graph", or "untimed" (auto on a GPU before the first call).
 const char *cuda_conv2d_path(const Conv2dShape *s, int which);
 // 1 when cuDNN is compiled in and a handle could be created.
 int cuda_conv2d_have_cudnn(void);

@@ -1,5 +1,6 @@
 // test_cudnn_offline.c: cuDNN itself checks the attention graphs of
-// kernels/cuda/cudnn_sdpa.cu on a machine without a GPU. For each shape the graph is
+// kernels/cuda/cudnn_sdpa.cu and the convolution graphs of kernels/cuda/cudnn_conv.cu
+// on a machine without a GPU. For each shape the graph is
 // built, cuDNN's heuristics run against a described A100 / H100 (cuDNN's own device-
 // properties JSON), its fused-attention engines apply their pattern and support checks,
 // and the kernels are compiled (NVRTC); only loading them needs a device, so the run
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../../kernels/cuda/cudnn_conv.h"
 #include "../../kernels/cuda/cudnn_sdpa.h"
 #include "../test.h"
 
@@ -82,5 +84,52 @@ TEST(cudnn_sdpa_graphs_refused_offline) {
     };
     g_skipped = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run(&cases[i], 0);
+    if (g_skipped) printf("  this cuDNN cannot plan without a device: nothing checked\n");
+}
+
+// ---------------------------------------------------------------- convolution (kernels/cuda/cudnn_conv.cu)
+// The graph-API convolutions of the dispatcher's "cudnn-graph" path: forward with the
+// fused bias, backward data, backward filter (bf16 dW), for the UNet's 3x3 and 1x1 shapes,
+// conv_in (Cin 4) and conv_out (Cout 4), the VAE encoder's right/bottom-only padding
+// and IResNet's strided 1x1 shortcut, on sm_90 and sm_80. cuDNN must refuse an fp32 dW
+// with bf16 operands: the code relies on that refusal to fall back to a bf16 dW.
+typedef struct {
+    const char *what;
+    Conv2dShape s;
+} ConvCase;
+
+static void conv_run(const ConvCase *c, int which, int bias, int dw_f32, int arch, int accept) {
+    char why[400];
+    const int rc = cuda_cudnn_conv_check_offline(&c->s, DT_BF16, which, bias, dw_f32, arch, why, sizeof why);
+    static const char *const pass[3] = {"fwd", "bwd-data", "bwd-filter"};
+    printf("  sm_%d conv %s %s%s%s: %s\n", arch, c->what, pass[which], bias ? " +bias" : "", dw_f32 ? " f32 dW" : "",
+           why);
+    if (rc == 1) {
+        g_skipped = 1;
+        return;
+    }
+    if (accept) EXPECT(rc == 0, "cuDNN refused a convolution it must accept: %s", why);
+    else EXPECT(rc == -1, "cuDNN accepted an fp32 dW with bf16 operands (the fallback assumes it does not): %s", why);
+}
+
+TEST(cudnn_conv_graphs_offline) {
+    // B, H, W, Cin, Cout, KH, KW, sh, sw, pt, pb, pl, pr
+    static const ConvCase cases[] = {
+        {"UNet res 320 @64", {2, 64, 64, 320, 320, 3, 3, 1, 1, 1, 1, 1, 1}},
+        {"UNet conv_in 4->320", {2, 64, 64, 4, 320, 3, 3, 1, 1, 1, 1, 1, 1}},
+        {"UNet 1x1 1280 @16", {2, 16, 16, 1280, 1280, 1, 1, 1, 1, 0, 0, 0, 0}},
+        {"UNet conv_out 320->4", {2, 64, 64, 320, 4, 3, 3, 1, 1, 1, 1, 1, 1}},
+        {"VAE down s2 right/bottom pad", {1, 512, 512, 128, 128, 3, 3, 2, 2, 0, 1, 0, 1}},
+        {"IResNet 1x1 s2 64->128", {32, 56, 56, 64, 128, 1, 1, 2, 2, 0, 0, 0, 0}},
+    };
+    g_skipped = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int arch = 90; arch >= 80; arch -= 10) {
+            if (arch == 80 && i > 1) break;  // a subset on sm_80
+            conv_run(&cases[i], 0, 1, 0, arch, 1);
+            conv_run(&cases[i], 1, 0, 0, arch, 1);
+            conv_run(&cases[i], 2, 0, 0, arch, 1);
+        }
+    conv_run(&cases[0], 2, 0, 1, 90, 0);
     if (g_skipped) printf("  this cuDNN cannot plan without a device: nothing checked\n");
 }

@@ -45,6 +45,7 @@
 #include "../../kernels/cuda/adamw.h"
 #include "../../kernels/cuda/attention.h"
 #include "../../kernels/cuda/conv2d.h"
+#include "../../kernels/cuda/cudnn_conv.h"
 #include "../../kernels/cuda/cudnn_sdpa.h"
 #include "../../kernels/cuda/device.h"
 #include "../../kernels/cuda/flash_attn.h"
@@ -600,10 +601,12 @@ static void bench_attention(void) {
 // (decoder at 512x512, batch 1, plus the encoder's asymmetric-pad downsamples) and
 // IResNet-100 (112x112, batch 32), each pass (fwd, bwd data, bwd weight) through each
 // path of the conv2d dispatcher (forced with cuda_conv2d_force): tc (tensor-core
-// implicit GEMM), cudnn (when compiled in and the padding is symmetric) and im2col.
-// TFLOP/s counts 2 * B*Ho*Wo * Cout * KH*KW*Cin per pass; "tc/cudnn" is cuDNN's time
-// over tc's (> 1: tc faster); "%pk" is tc's share of the dense bf16 peak; "auto" is
-// the path auto mode picks (timed on its first call). Warm L2, median of N.
+// implicit GEMM), cudnn (legacy API, when compiled in and the padding is symmetric),
+// cudnn-graph (cuDNN's graph API with its heuristics, PyTorch's route to cuDNN) and
+// im2col. TFLOP/s counts 2 * B*Ho*Wo * Cout * KH*KW*Cin per pass; "tc/cudnn" is the
+// faster cuDNN path's time over tc's (> 1: tc faster); "%pk" is tc's share of the dense
+// bf16 peak; "auto" is the path auto mode picks (timed on its first call). Warm L2,
+// median of N.
 typedef struct {
     Conv2dShape s;
     int which;  // 0 fwd, 1 bwd data, 2 bwd weight
@@ -702,7 +705,8 @@ static const ConvBenchShape g_conv_shapes[] = {
 
 static void bench_conv_paths(void) {
     static const char *const pass_name[3] = {"fwd", "bwd-data", "bwd-wgt"};
-    static const char *const paths[3] = {"tc", "cudnn", "im2col"};
+    enum { NP = 4 };
+    static const char *const paths[NP] = {"tc", "cudnn", "im2col", "cudnn-graph"};
     const int have_dnn = cuda_conv2d_have_cudnn();
     // geometric means of cuDNN time / tc time: UNet 3x3 forward, UNet 3x3 backward (both passes)
     double lg_fwd = 0, lg_bwd = 0;
@@ -731,10 +735,11 @@ static void bench_conv_paths(void) {
         snprintf(shape, sizeof shape, "[%d,%dx%d,%d]->%d %dx%d s%d", s.B, s.H, s.W, s.Cin, s.Cout, s.KH, s.KW, s.sh);
         for (int which = 0; which < 3; which++) {
             c.which = which;
-            double ms[3] = {-1, -1, -1};
+            double ms[NP] = {-1, -1, -1, -1};
             const char *err = NULL;
-            for (int pi = 0; pi < 3; pi++) {
+            for (int pi = 0; pi < NP; pi++) {
                 if (pi == 1 && !dnn_ok) continue;
+                if (pi == 3 && !cuda_cudnn_conv_available(DT_BF16, &s, which, NULL)) continue;
                 cuda_conv2d_force(paths[pi]);
                 const char *e = NULL;
                 ms[pi] = time_ms(conv_path_run, &c, 0, &e);
@@ -744,8 +749,8 @@ static void bench_conv_paths(void) {
             if (conv_path_run(&c) != 0 || dev_sync() != 0) err = "auto failed", g_failed = 1;
             const char *pick = cuda_conv2d_path(&s, which);
             cuda_conv2d_force(NULL);
-            char cols[3][40];
-            for (int pi = 0; pi < 3; pi++) {
+            char cols[NP][48];
+            for (int pi = 0; pi < NP; pi++) {
                 if (ms[pi] < 0)
                     snprintf(cols[pi], sizeof cols[pi], "%-6s %8s %6s", paths[pi], "n/a", "");
                 else
@@ -753,16 +758,17 @@ static void bench_conv_paths(void) {
                              flops / (ms[pi] * 1e-3) / 1e12);
             }
             char ratio[16] = "   n/a";
-            if (ms[0] > 0 && ms[1] > 0) {
-                snprintf(ratio, sizeof ratio, "%6.2f", ms[1] / ms[0]);
+            const double dnn = ms[1] > 0 && (ms[3] < 0 || ms[1] <= ms[3]) ? ms[1] : ms[3];  // the faster cuDNN
+            if (ms[0] > 0 && dnn > 0) {
+                snprintf(ratio, sizeof ratio, "%6.2f", dnn / ms[0]);
                 if (!strcmp(cb->net, "unet") && s.KH == 3) {
-                    if (which == 0) lg_fwd += log(ms[1] / ms[0]), n_fwd++;
-                    else lg_bwd += log(ms[1] / ms[0]), n_bwd++;
+                    if (which == 0) lg_fwd += log(dnn / ms[0]), n_fwd++;
+                    else lg_bwd += log(dnn / ms[0]), n_bwd++;
                 }
             }
             const double pk = ms[0] > 0 ? 100.0 * flops / (ms[0] * 1e-3) / 1e12 / g_bf16_tflops : 0.0;
-            printf("%-40s %-28s %-8s | %s | %s | %s | tc/cudnn %s | %5.1f%%pk | auto %s%s%s\n", name, shape,
-                   pass_name[which], cols[0], cols[1], cols[2], ratio, pk, pick, err ? " ERROR " : "",
+            printf("%-40s %-28s %-8s | %s | %s | %s | %s | tc/cudnn %s | %5.1f%%pk | auto %s%s%s\n", name, shape,
+                   pass_name[which], cols[0], cols[1], cols[3], cols[2], ratio, pk, pick, err ? " ERROR " : "",
                    err ? err : "");
             fflush(stdout);
         }
