@@ -32,7 +32,6 @@ extern "C" int cuda_cudnn_conv_run(int which, DType dt, void *out, const void *a
                                    const Conv2dShape *s, cudaStream_t st) {
     return (int)cudaErrorNotSupported;
 }
-extern "C" int cuda_cudnn_conv_dw_f32(DType dt, const Conv2dShape *s) { return 0; }
 extern "C" int cuda_cudnn_conv_check_offline(const Conv2dShape *s, DType dt, int which, int bias, int dw_f32,
                                              int arch, char *why, size_t nwhy) {
     snprintf(why, nwhy, "this build has no cuDNN");
@@ -113,19 +112,21 @@ static void build(Graph *g, DType dt, const Conv2dShape *s, int which, int bias,
     }
 }
 
+typedef struct {
+    const Conv2dShape *s;
+    DType dt;
+    int which, bias, dw_f32;
+} OfflineCase;
+
+static void build_case(Graph *g, const void *ctx) {
+    const OfflineCase *c = (const OfflineCase *)ctx;
+    build(g, c->dt, c->s, c->which, c->bias, c->dw_f32);
+}
+
 extern "C" int cuda_cudnn_conv_check_offline(const Conv2dShape *s, DType dt, int which, int bias, int dw_f32,
                                              int arch, char *why, size_t nwhy) {
-    Graph g;
-    g_init(&g);
-    int skip = 0;
-    cudnnBackendDescriptor_t dp = g_devprop(&g, arch, &skip);
-    if (!dp) {
-        snprintf(why, nwhy, "%s", g.err);
-        g_free(&g);
-        return skip ? 1 : -1;
-    }
-    build(&g, dt, s, which, bias, dw_f32);
-    return g_offline_result(&g, dp, why, nwhy);
+    const OfflineCase c = {s, dt, which, bias, dw_f32};
+    return g_offline_check(arch, build_case, &c, why, nwhy);
 }
 
 // ---------------------------------------------------------------- plan cache and execution
@@ -193,19 +194,12 @@ extern "C" int cuda_cudnn_conv_available(DType dt, const Conv2dShape *s, int whi
     const char *w = NULL;
     int ok = 0;
     if (shape_ok(dt, s, &w)) {
-        const Plan *p = plan_get(dt, s, which, 0);
+        const Plan *p = plan_get(dt, s, which, which == 0);  // forward: the graph with the bias (every conv here has one)
         ok = p->plan != NULL;
         w = p->why;
     }
     if (why) *why = ok ? "" : w;
     return ok;
-}
-
-extern "C" int cuda_cudnn_conv_dw_f32(DType dt, const Conv2dShape *s) {
-    const char *w;
-    if (!shape_ok(dt, s, &w)) return 0;
-    const Plan *p = plan_get(dt, s, 2, 0);
-    return p->plan && p->dw_f32;
 }
 
 static size_t up256(size_t n) { return (n + 255) & ~(size_t)255; }

@@ -31,8 +31,6 @@ int cuda_cudnn_conv_available(DType dt, const Conv2dShape *s, int which, const c
 // 0 or a cudaError_t value.
 int cuda_cudnn_conv_run(int which, DType dt, void *out, const void *a, const void *b, const void *bias,
                         const Conv2dShape *s, cudaStream_t st);
-// 1 when pass 2 of (dt, s) has cuDNN write dw in fp32 (no extra rounding); 0 otherwise.
-int cuda_cudnn_conv_dw_f32(DType dt, const Conv2dShape *s);
 
 // Without a GPU (cuDNN >= 9.8): builds pass `which` (with a bias for which 0 when
 // `bias`) and finalizes a plan for a described A100 (arch 80) or H100 (90); dw_f32

@@ -246,7 +246,7 @@ static const char *devprop_json(int arch) {
     return NULL;
 }
 
-cudnnBackendDescriptor_t g_devprop(Graph *g, int arch, int *skip) {
+static cudnnBackendDescriptor_t g_devprop(Graph *g, int arch, int *skip) {
     *skip = 0;
     if (cudnnGetVersion() < 90800) {
         snprintf(g->err, sizeof g->err, "cuDNN %zu cannot build plans without a device (needs 9.8)", cudnnGetVersion());
@@ -265,7 +265,7 @@ cudnnBackendDescriptor_t g_devprop(Graph *g, int arch, int *skip) {
     return g_failed(g) ? NULL : dp;
 }
 
-int g_offline_result(Graph *g, cudnnBackendDescriptor_t dp, char *why, size_t nwhy) {
+static int g_offline_result(Graph *g, cudnnBackendDescriptor_t dp, char *why, size_t nwhy) {
     int no_driver = 0, rc = 0;
     cudnnBackendDescriptor_t plan = g_plan(g, NULL, dp, &no_driver);
     if (plan) {
@@ -279,6 +279,20 @@ int g_offline_result(Graph *g, cudnnBackendDescriptor_t dp, char *why, size_t nw
     }
     g_free(g);
     return rc;
+}
+
+int g_offline_check(int arch, void (*build)(Graph *g, const void *ctx), const void *ctx, char *why, size_t nwhy) {
+    Graph g;
+    g_init(&g);
+    int skip = 0;
+    cudnnBackendDescriptor_t dp = g_devprop(&g, arch, &skip);
+    if (!dp) {
+        snprintf(why, nwhy, "%s", g.err);
+        g_free(&g);
+        return skip ? 1 : -1;
+    }
+    build(&g, ctx);
+    return g_offline_result(&g, dp, why, nwhy);
 }
 
 // ---------------------------------------------------------------- handle and execution

@@ -69,12 +69,12 @@ void g_reshape(Graph *g, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y,
 // device to load the compiled kernels into.
 cudnnBackendDescriptor_t g_plan(Graph *g, cudnnHandle_t handle, cudnnBackendDescriptor_t devprop, int *no_driver);
 
-// Offline checks (cuDNN >= 9.8): a device-properties descriptor for a described A100
-// (arch 80) or H100 (90) in g; NULL with g->err (and *skip = 1 when this cuDNN is too old).
-cudnnBackendDescriptor_t g_devprop(Graph *g, int arch, int *skip);
-// After building the graph in g (with dp from g_devprop): 0 when cuDNN's engines accept it
-// and compile its kernels, -1 with why. Frees g.
-int g_offline_result(Graph *g, cudnnBackendDescriptor_t dp, char *why, size_t nwhy);
+// Offline check (cuDNN >= 9.8): build(g, ctx) builds a graph that is then planned for a
+// described A100 (arch 80) or H100 (90) with cuDNN's own device-properties description.
+// 0 when cuDNN's engines accept it (and compile or load their kernels as far as a
+// machine without a GPU allows), 1 when this cuDNN cannot plan offline (skipped), -1
+// otherwise; why says which in one line.
+int g_offline_check(int arch, void (*build)(Graph *g, const void *ctx), const void *ctx, char *why, size_t nwhy);
 
 // The process's cuDNN handle (NULL with *why when cuDNN cannot start, e.g. no GPU).
 cudnnHandle_t dnn_handle(const char **why);

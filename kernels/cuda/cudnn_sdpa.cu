@@ -274,6 +274,16 @@ static void build_variant(Graph *g, const AttnShape *s, int v) {
 }
 
 // ---------------------------------------------------------------- offline check
+typedef struct {
+    const AttnShape *s;
+    int variant;
+} OfflineCase;
+
+static void build_case(Graph *g, const void *ctx) {
+    const OfflineCase *c = (const OfflineCase *)ctx;
+    build_variant(g, c->s, c->variant);
+}
+
 extern "C" int cuda_cudnn_sdpa_check_offline(const AttnShape *s, int variant, int arch, char *why, size_t nwhy) {
     snprintf(why, nwhy, "ok");
     if (variant < 0 || variant >= A2F_SDPA_NVARIANTS) {
@@ -284,17 +294,8 @@ extern "C" int cuda_cudnn_sdpa_check_offline(const AttnShape *s, int variant, in
         snprintf(why, nwhy, "the %s graph does not apply here (cuDNN %zu)", g_variant_name[variant], cudnnGetVersion());
         return 1;
     }
-    Graph g;
-    g_init(&g);
-    int skip = 0;
-    cudnnBackendDescriptor_t dp = g_devprop(&g, arch, &skip);
-    if (!dp) {
-        snprintf(why, nwhy, "%s", g.err);
-        g_free(&g);
-        return skip ? 1 : -1;
-    }
-    build_variant(&g, s, variant);
-    return g_offline_result(&g, dp, why, nwhy);
+    const OfflineCase c = {s, variant};
+    return g_offline_check(arch, build_case, &c, why, nwhy);
 }
 
 // ---------------------------------------------------------------- plan cache and execution
