@@ -143,14 +143,24 @@ $(B)/bench_unet_cpu: tools/bench/bench_unet_cpu.c $(B)/libarc2face.a
 	$(CC) $(CFLAGS) $< $(B)/libarc2face.a $(LDLIBS) -o $@
 
 # `make bench`: the CPU benchmark, then, when nvcc exists and nvidia-smi sees a GPU,
-# the CUDA kernels' benchmark (tools/bench/bench_cuda.c: GB/s and %DRAM, GEMM TFLOP/s).
+# the CUDA kernels' benchmark (tools/bench/bench_cuda.c: GB/s and %DRAM, GEMM TFLOP/s,
+# conv and attention paths against cuDNN) and the whole UNet step, ours and diffusers'.
 bench:
 	@$(MAKE) --no-print-directory bench-cpu || echo "bench: CPU benchmark unavailable (OpenBLAS not installable here)"
 	@if [ -n "$(NVCC)" ] && nvidia-smi -L >/dev/null 2>&1; then \
-		$(MAKE) --no-print-directory $(B)/bench_cuda && $(B)/bench_cuda; \
+		$(MAKE) --no-print-directory $(B)/bench_cuda $(B)/bench_unet_gpu && $(B)/bench_cuda && \
+		$(B)/bench_unet_gpu configs/sd15_unet.json 64 2 10 && \
+		{ python3 -c 'import diffusers' 2>/dev/null && \
+			python3 tools/bench/bench_unet_torch.py unet configs/sd15_unet.json 64 2 10 --device cuda || \
+			echo "bench: diffusers not importable: PyTorch UNet side skipped"; }; \
 	else echo "bench: no nvcc or no GPU (nvidia-smi -L failed): CUDA benchmark skipped"; fi
 $(B)/bench_cuda: tools/bench/bench_cuda.c $(B)/libarc2face_cuda.a $(B)/libarc2face.a
 	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $< $(B)/libarc2face_cuda.a $(B)/libarc2face.a $(CUDA_LIBS) $(LDLIBS) -o $@
+# The whole SD1.5 UNet on the GPU, inference and training step (tools/bench/bench_unet_gpu.c;
+# the PyTorch side: tools/bench/bench_unet_torch.py unet ... --device cuda).
+$(B)/bench_unet_gpu: tools/bench/bench_unet_gpu.c $(B)/libarc2face_cuda.a $(B)/libarc2face.a
+	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $< -Wl,-u,cuda_backend $(B)/libarc2face_cuda.a $(B)/libarc2face.a \
+		$(CUDA_LIBS) $(LDLIBS) -o $@
 
 # `make demo`: deps, build, then `arc2face generate` on the bundled tiny
 # Arc2Face-shaped model (assets/demo, made by tools/make_demo_model.py) with a

@@ -14,6 +14,13 @@ cores of the development machine):
 Weights are the libraries' own random initialisation (timing does not depend
 on the values). Prints every run (wall, user and system CPU seconds) and
 "RESULT <case> median_s=..." in the C bench's format.
+
+  bench_unet_torch.py unet CONFIG.json LATENT B [RUNS] --device cuda [--compile]
+      the side of tools/bench/bench_unet_gpu.c: the UNet in bf16 on the GPU (PyTorch's
+      SDPA attention, cuDNN convolutions with cudnn.benchmark), an inference step and a
+      training step (forward + backward of every parameter, no optimizer), 2 warm-ups,
+      RUNS (default 10) steps each timed with CUDA events; --compile wraps the model in
+      torch.compile. Prints "RESULT unet_infer_... median_ms=..." as the C bench.
 """
 import json
 import os
@@ -73,6 +80,55 @@ def bench_unet(config, latent, B, runs):
     report(what, med, 803.3 * B if sd15 else 0.0)
 
 
+def bench_unet_cuda(config, latent, B, runs, compile_):
+    from diffusers import UNet2DConditionModel
+
+    torch.backends.cudnn.benchmark = True
+    with open(config) as f:
+        cfg = json.load(f)
+    torch.manual_seed(0)
+    m = UNet2DConditionModel.from_config(cfg).to("cuda", torch.bfloat16)
+    f = torch.compile(m) if compile_ else m
+    x = torch.randn(B, cfg["in_channels"], latent, latent, device="cuda", dtype=torch.bfloat16)
+    ehs = torch.randn(B, 77, cfg["cross_attention_dim"], device="cuda", dtype=torch.bfloat16)
+    dy = torch.randn(B, cfg["out_channels"], latent, latent, device="cuda", dtype=torch.bfloat16)
+    t = torch.full((B,), 999.0, device="cuda")
+    print(f"# bench_unet_torch: {torch.cuda.get_device_name()}, torch {torch.__version__}, unet {config}, "
+          f"latent {latent}x{latent}, batch {B}, bf16{', torch.compile' if compile_ else ''}")
+
+    def infer():
+        with torch.inference_mode():
+            f(x, t, encoder_hidden_states=ehs).sample
+
+    def train():
+        out = f(x, t, encoder_hidden_states=ehs).sample
+        out.backward(dy)
+        for p in m.parameters():
+            p.grad = None
+
+    sd15 = cfg["block_out_channels"][0] == 320 and latent == 64
+    for name, fn, mult in (("infer", infer, 1), ("train", train, 3)):
+        what = f"unet_{name}_{latent}x{latent}_b{B}"
+        for _ in range(2):
+            fn()
+        torch.cuda.synchronize()
+        ms = []
+        for _ in range(runs):
+            e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            e0.record()
+            fn()
+            e1.record()
+            e1.synchronize()
+            ms.append(e0.elapsed_time(e1))
+        print(f"{what}: steps (ms): " + " ".join(f"{v:.2f}" for v in ms))
+        ms.sort()
+        med = ms[len(ms) // 2]
+        gflop = mult * 803.3 * B if sd15 else 0.0
+        extra = f" gflop={gflop:.1f} tflops={gflop / med:.1f}" if gflop else ""
+        print(f"RESULT {what} median_ms={med:.3f} fastest_ms={ms[0]:.3f}{extra}"
+              f" peak_mem_gib={torch.cuda.max_memory_allocated() / 2**30:.2f}", flush=True)
+
+
 def bench_clip(config, B, runs):
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -103,7 +159,13 @@ def bench_iresnet(name, B, runs):
 
 def main():
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
-    a = sys.argv[1:]
+    a = [v for v in sys.argv[1:] if not v.startswith("--")]
+    device = sys.argv[sys.argv.index("--device") + 1] if "--device" in sys.argv else "cpu"
+    a = [v for v in a if v != device] if device != "cpu" else a
+    if device == "cuda" and len(a) >= 4 and a[0] == "unet":
+        runs = int(a[4]) if len(a) > 4 else 10
+        bench_unet_cuda(a[1], int(a[2]), int(a[3]), runs, "--compile" in sys.argv)
+        return
     if len(a) >= 4 and a[0] == "unet":
         runs = int(a[4]) if len(a) > 4 else 3
         fn = lambda: bench_unet(a[1], int(a[2]), int(a[3]), runs)
@@ -114,7 +176,8 @@ def main():
         runs = int(a[3]) if len(a) > 3 else 3
         fn = lambda: bench_iresnet(a[1], int(a[2]), runs)
     else:
-        sys.exit("usage: bench_unet_torch.py unet CONFIG LATENT B [RUNS] | clip CONFIG B [RUNS] | iresnet NAME B [RUNS]")
+        sys.exit("usage: bench_unet_torch.py unet CONFIG LATENT B [RUNS] [--device cuda [--compile]] | "
+                 "clip CONFIG B [RUNS] | iresnet NAME B [RUNS]")
     with torch.inference_mode():
         fn()
 
