@@ -184,7 +184,8 @@ static int plain_bwd(DType dt, void *dq, void *dk, void *dv, const void *dout, c
 // path whose preconditions fail falls back to the next of flash, plain (for cudnn:
 // flash, then plain). auto: under the emulator, flash whenever it applies (cuDNN is
 // never there); on a GPU the first call per shape (and direction) times every
-// applicable candidate once on the caller's stream and caches the fastest (backward
+// applicable candidate (cuDNN for key lengths >= CUDNN_AUTO_MIN_KEYS) once on the
+// caller's stream and caches the fastest (backward
 // candidates add into scratch gradient buffers, so the caller's gradients are added
 // once); shapes with more than 2^24 scores per batch element never time plain.
 enum { PATH_PLAIN = 0, PATH_FLASH = 1, PATH_CUDNN = 2, NPATH = 3 };
@@ -226,12 +227,20 @@ static void tune_store(const AttnShape *s, int bwd, int path) {
     else g_tune[(s->Nq + s->Nk + s->D) % TUNE_MAX] = e;  // full: overwrite one (the choice is only a speed hint)
 }
 
-// Which candidates apply: ok[PATH_*]. cuDNN is asked only when auto or forced to it
-// (asking builds its plan).
+// auto asks cuDNN only where flash was slower on an H200 by more than cuDNN's first-use
+// cost buys back: key lengths from 1024 (UNet self-attention at 64x64 and 32x32: flash
+// 0.67x / 0.77x of cuDNN forward). Shorter keys (cross-attention over 77 tokens, 16x16
+// and 8x8 self-attention, CLIP) ran faster or within microseconds on flash, and each
+// cuDNN plan costs up to a second to build (runtime-compiled engines) on first use.
+#define CUDNN_AUTO_MIN_KEYS 1024
+
+// Which candidates apply: ok[PATH_*]. cuDNN is asked only when forced to it or, in
+// auto, for long key sequences (asking builds its plan).
 static void applicable(DType dt, const AttnShape *s, int bwd, const void *const *p, int np, int mode, int ok[NPATH]) {
     ok[PATH_PLAIN] = 1;
     ok[PATH_FLASH] = cuda_flash_attn_supported(dt, s, p, np);
-    ok[PATH_CUDNN] = (mode < 0 || mode == PATH_CUDNN) && cuda_cudnn_sdpa_available(dt, s, bwd, p, np, NULL);
+    const bool ask = mode == PATH_CUDNN || (mode < 0 && s->Nk >= CUDNN_AUTO_MIN_KEYS);
+    ok[PATH_CUDNN] = ask && cuda_cudnn_sdpa_available(dt, s, bwd, p, np, NULL);
 }
 
 // A forced mode's path, or -1 for auto.
