@@ -4,8 +4,9 @@
 // benchmark's comparison column. Same contract as attention.h: AttnShape strided
 // views read in place, scale 1/sqrt(D), causal masks key j > i, lse [B,H,Nq] float
 // (natural-log log-sum-exp of the scaled scores, identical to cuDNN's Stats), and the
-// backward ADDS into dq, dk, dv (cuDNN writes its gradients into scratch, then one
-// kernel adds them into the caller's strided views; NULL = not needed).
+// backward ADDS into dq, dk, dv (cuDNN writes its gradients, rounded to bf16, into
+// scratch, then one kernel adds them into the caller's strided views: one bf16 rounding
+// more than the flash path's; NULL = not needed).
 //
 // Applies to bf16 with D a multiple of 8, strides multiples of 8 elements, 16-byte
 // aligned pointers, and only when cuDNN accepts the graph on this device (cuDNN 9.26:
