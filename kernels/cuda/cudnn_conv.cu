@@ -68,47 +68,45 @@ static void build(Graph *g, DType dt, const Conv2dShape *s, int which, int bias,
     g_set(g, cd, CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, 2, post, what);
     g_final(g, cd, what);
 
+    // the pass's operation and the attribute names of alpha, beta, the convolution and the
+    // x, w, y slots (the backward passes put dx, dw, dy in them)
+    static const struct {
+        cudnnBackendDescriptorType_t op;
+        cudnnBackendAttributeName_t alpha, beta, conv, x, w, y;
+        const char *what;
+    } k_pass[3] = {
+        {CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, "convolution forward"},
+        {CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, "convolution backward data"},
+        {CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY,
+         "convolution backward filter"},
+    };
     const float alpha = 1.0f, beta = 0.0f;
+    const bool fuse_bias = which == 0 && bias;  // y is then an f32 virtual tensor before the bias add
     cudnnBackendDescriptor_t x = g_tensor(g, t, xd, xs, U_X, "x");
     cudnnBackendDescriptor_t w = g_tensor(g, which == 2 && dw_f32 ? f32 : t, wd, ws, U_W, "w");
-    if (which == 0) {
-        cudnnBackendDescriptor_t y = g_tensor(g, bias ? f32 : t, yd, ys, bias ? 0 : U_Y, "y");
-        what = "convolution forward";
-        cudnnBackendDescriptor_t op = g_new(g, CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR, what);
-        g_set(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha, what);
-        g_set(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta, what);
-        g_link(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, cd, what);
-        g_link(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, x, what);
-        g_link(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, w, what);
-        g_link(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, y, what);
-        g_op(g, op, what);
-        if (bias) {
-            cudnnBackendDescriptor_t b = g_tensor(g, t, bd, bs, U_BIAS, "bias");
-            cudnnBackendDescriptor_t out = g_tensor(g, t, yd, ys, U_Y, "y");
-            g_pw(g, CUDNN_POINTWISE_ADD, f32, y, b, NULL, out, -1, "y + bias");
-        }
-    } else if (which == 1) {  // dx (in x's slot) from dy (in y's slot)
-        cudnnBackendDescriptor_t dy = g_tensor(g, t, yd, ys, U_Y, "dy");
-        what = "convolution backward data";
-        cudnnBackendDescriptor_t op = g_new(g, CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR, what);
-        g_set(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha, what);
-        g_set(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA, CUDNN_TYPE_FLOAT, 1, &beta, what);
-        g_link(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC, cd, what);
-        g_link(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W, w, what);
-        g_link(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, x, what);
-        g_link(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, dy, what);
-        g_op(g, op, what);
-    } else {  // dw (in w's slot) from x and dy
-        cudnnBackendDescriptor_t dy = g_tensor(g, t, yd, ys, U_Y, "dy");
-        what = "convolution backward filter";
-        cudnnBackendDescriptor_t op = g_new(g, CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR, what);
-        g_set(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha, what);
-        g_set(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA, CUDNN_TYPE_FLOAT, 1, &beta, what);
-        g_link(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC, cd, what);
-        g_link(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW, w, what);
-        g_link(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X, x, what);
-        g_link(g, op, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY, dy, what);
-        g_op(g, op, what);
+    cudnnBackendDescriptor_t y = g_tensor(g, fuse_bias ? f32 : t, yd, ys, fuse_bias ? 0 : U_Y, which ? "dy" : "y");
+    what = k_pass[which].what;
+    cudnnBackendDescriptor_t op = g_new(g, k_pass[which].op, what);
+    g_set(g, op, k_pass[which].alpha, CUDNN_TYPE_FLOAT, 1, &alpha, what);
+    g_set(g, op, k_pass[which].beta, CUDNN_TYPE_FLOAT, 1, &beta, what);
+    g_link(g, op, k_pass[which].conv, cd, what);
+    g_link(g, op, k_pass[which].x, x, what);
+    g_link(g, op, k_pass[which].w, w, what);
+    g_link(g, op, k_pass[which].y, y, what);
+    g_op(g, op, what);
+    if (fuse_bias) {
+        cudnnBackendDescriptor_t b = g_tensor(g, t, bd, bs, U_BIAS, "bias");
+        cudnnBackendDescriptor_t out = g_tensor(g, t, yd, ys, U_Y, "y");
+        g_pw(g, CUDNN_POINTWISE_ADD, f32, y, b, NULL, out, -1, "y + bias");
     }
 }
 
@@ -165,14 +163,7 @@ static const Plan *plan_get(DType dt, const Conv2dShape *s, int which, int bias)
         Graph g;
         g_init(&g);
         build(&g, dt, s, which, bias, f32 || dt == DT_F32);
-        int no_driver = 0;
-        p->plan = g_plan(&g, h, NULL, &no_driver);
-        if (p->plan && !g_check(&g, cudnnBackendGetAttribute(p->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                                             CUDNN_TYPE_INT64, 1, NULL, &p->ws),
-                                "workspace size")) {
-            cudnnBackendDestroyDescriptor(p->plan);
-            p->plan = NULL;
-        }
+        p->plan = g_plan_live(&g, h, &p->ws);
         p->dw_f32 = f32 || dt == DT_F32;
         if (!p->plan) snprintf(p->why, sizeof p->why, "%s", g.err);
         g_free(&g);

@@ -220,6 +220,18 @@ cudnnBackendDescriptor_t g_plan(Graph *g, cudnnHandle_t handle, cudnnBackendDesc
     return NULL;
 }
 
+cudnnBackendDescriptor_t g_plan_live(Graph *g, cudnnHandle_t handle, int64_t *ws) {
+    int no_driver = 0;
+    cudnnBackendDescriptor_t plan = g_plan(g, handle, NULL, &no_driver);
+    if (plan && !g_check(g, cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
+                                                     1, NULL, ws),
+                         "workspace size")) {
+        cudnnBackendDestroyDescriptor(plan);
+        plan = NULL;
+    }
+    return plan;
+}
+
 // ---------------------------------------------------------------- offline check
 // cuDNN's JSON description of an A100 / H100 SXM (the properties cuDNN reads from a
 // live device), so that plans can be built on a machine without a GPU. cuDNN then runs

@@ -68,6 +68,8 @@ void g_reshape(Graph *g, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t y,
 // passed cuDNN's support checks and every plan failed only for want of a CUDA driver /
 // device to load the compiled kernels into.
 cudnnBackendDescriptor_t g_plan(Graph *g, cudnnHandle_t handle, cudnnBackendDescriptor_t devprop, int *no_driver);
+// g_plan for the live device of handle, with the plan's workspace bytes in *ws; NULL with g->err.
+cudnnBackendDescriptor_t g_plan_live(Graph *g, cudnnHandle_t handle, int64_t *ws);
 
 // Offline check (cuDNN >= 9.8): build(g, ctx) builds a graph that is then planned for a
 // described A100 (arch 80) or H100 (90) with cuDNN's own device-properties description.

@@ -338,14 +338,7 @@ static const Plan *plan_get(const AttnShape *s, int bwd) {
         Graph g;
         g_init(&g);
         build_variant(&g, s, v);
-        int no_driver = 0;
-        p->plan = g_plan(&g, h, NULL, &no_driver);
-        if (p->plan && !g_check(&g, cudnnBackendGetAttribute(p->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                                             CUDNN_TYPE_INT64, 1, NULL, &p->ws),
-                                "workspace size")) {
-            cudnnBackendDestroyDescriptor(p->plan);
-            p->plan = NULL;
-        }
+        p->plan = g_plan_live(&g, h, &p->ws);
         p->variant = v;
         if (!p->plan) snprintf(p->why, sizeof p->why, "%s graph: %s", g_variant_name[v], g.err);
         g_free(&g);
